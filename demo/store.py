@@ -1,0 +1,95 @@
+"""Read access to the demo firm's Parquet tables for the simulators.
+
+The simulators answer paged API calls straight from the Parquet files through DuckDB, so even the
+``large`` firm is served without loading it into memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from demo.tables import TABLES, Table
+
+
+class DemoStore:
+    """Query the demo firm's tables under ``HOME/demo`` with SQL filters, ordering and paging.
+
+    Each table is exposed as a DuckDB view named ``<system>__<name with dots as underscores>``
+    (``psa__time_entries``, ``erp__account_analytic_line``); :meth:`view` gives the name.
+
+    Raises:
+        FileNotFoundError: at construction, when ``demo_dir`` holds no generated firm.
+    """
+
+    def __init__(self, demo_dir: Path) -> None:
+        self.demo_dir = demo_dir
+        if not (demo_dir / "manifest.json").exists():
+            raise FileNotFoundError(
+                f"No demo firm in {demo_dir} (manifest.json missing): run `tieout demo generate`."
+            )
+        self._conn = duckdb.connect(":memory:")
+        self._lock = threading.Lock()
+        for t in TABLES:
+            if t.path(demo_dir).exists():
+                self._conn.execute(
+                    f"CREATE VIEW {self.view(t)} AS SELECT * FROM read_parquet('{t.glob(demo_dir)}')"
+                )
+
+    @staticmethod
+    def view(t: Table) -> str:
+        """Return the DuckDB view name of table ``t``."""
+        return f"{t.system}__{t.name.replace('.', '_')}"
+
+    def rows(
+        self,
+        t: Table,
+        *,
+        where: str = "TRUE",
+        params: Sequence[Any] = (),
+        order_by: str = "id",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Return rows of ``t`` as dicts (Decimal money, date and datetime values).
+
+        Args:
+            t: the table.
+            where: a SQL predicate over the table's columns, with ``?`` placeholders.
+            params: values for the placeholders.
+            order_by: SQL ORDER BY clause body; must be total (end with a unique column) for
+                paging to be stable.
+            limit: page size, or None for all rows.
+            offset: rows to skip.
+        """
+        sql = f"SELECT * FROM {self.view(t)} WHERE {where} ORDER BY {order_by}"
+        args = list(params)
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args += [limit, offset]
+        with self._lock:
+            cur = self._conn.cursor()
+        try:
+            res = cur.execute(sql, args)
+            names = [d[0] for d in res.description]
+            return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+        finally:
+            cur.close()
+
+    def count(self, t: Table, *, where: str = "TRUE", params: Sequence[Any] = ()) -> int:
+        """Return the number of rows of ``t`` matching ``where``."""
+        with self._lock:
+            cur = self._conn.cursor()
+        try:
+            row = cur.execute(f"SELECT count(*) FROM {self.view(t)} WHERE {where}", list(params))
+            return int(row.fetchone()[0])  # type: ignore[index]
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self._conn.close()
