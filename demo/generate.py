@@ -1,0 +1,206 @@
+"""Generate the demo firm into a Tieout home folder: data, ground truth and a ready configuration.
+
+Writes, under ``HOME``:
+
+- ``demo/<system>/<table>/part-*.parquet``: each system's view of the firm (``demo.tables``);
+- ``demo/ref/fx_rates``: monthly FX rates to the reporting currency;
+- ``demo/ground_truth.parquet``: the expected breaks (``demo.ground_truth``);
+- ``demo/manifest.json``: seed, scale, as-of date, row counts, defect counts;
+- ``sources.yaml``: the three simulated systems on loopback, credentials by variable name;
+- ``.env``: the demo credentials themselves (random, mode 0600), loaded by the ``tieout`` command
+  into variables that are not already set. It never leaves the home folder.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from demo.activity import generate_activity
+from demo.config import DefectRates, FirmConfig, Scale
+from demo.firm import add_months, build_firm
+from demo.ground_truth import GroundTruth
+from demo.invoicing import fx_rate
+from demo.master import build_master
+from demo.parts import PartWriter
+from demo.tables import FX_RATES, TABLES, table
+
+DEMO_PORTS = {"hubspot": 8711, "harvest": 8712, "odoo": 8713}
+CREDENTIAL_VARS = {
+    "hubspot_token": "TIEOUT_DEMO_HUBSPOT_TOKEN",
+    "harvest_token": "TIEOUT_DEMO_HARVEST_TOKEN",
+    "harvest_account_id": "TIEOUT_DEMO_HARVEST_ACCOUNT_ID",
+    "odoo_user": "TIEOUT_DEMO_ODOO_USER",
+    "odoo_api_key": "TIEOUT_DEMO_ODOO_API_KEY",
+}
+ODOO_DATABASE = "tieout_demo"
+AGGREGATE_HOURS_TOLERANCE = "0.10"
+INVOICE_AMOUNT_TOLERANCE = "0.01"
+
+
+def generate(
+    home: Path,
+    *,
+    scale: Scale = "default",
+    seed: int = 7,
+    as_of: date | None = None,
+    defects: DefectRates | None = None,
+) -> dict[str, Any]:
+    """Generate the demo firm into ``home`` (replacing any earlier demo firm there).
+
+    Args:
+        home: the Tieout home folder; created if missing.
+        scale: ``small`` (~6k time entries), ``default`` (~150k) or ``large`` (~10M).
+        seed: random seed; same seed and as-of date give identical data.
+        as_of: the firm's "today" (default: today, UTC).
+        defects: defect rates (default: ``DefectRates()``).
+
+    Returns:
+        The manifest written to ``HOME/demo/manifest.json``.
+    """
+    cfg = FirmConfig(seed=seed, scale=scale, as_of=as_of or datetime.now(UTC).date(),
+                     defects=defects or DefectRates())  # fmt: skip
+    demo_dir = home / "demo"
+    if demo_dir.exists():
+        shutil.rmtree(demo_dir)
+    demo_dir.mkdir(parents=True)
+    gt = GroundTruth()
+    firm = build_firm(cfg)
+    master = build_master(firm, gt)
+    rows: dict[str, int] = {}
+    for name, data in master.tables.items():
+        w = PartWriter(table(*name.split("/")), demo_dir, cfg.size.parquet_rows)
+        w.write_rows(data)
+        w.close()
+        rows[name] = w.rows
+    rows.update(generate_activity(firm, master, gt, demo_dir))
+    rows["ref/fx_rates"] = _write_fx(firm.window_start, cfg, demo_dir)
+    _derive_aggregate_breaks(demo_dir, gt)
+    rows["ground_truth"] = gt.write(demo_dir / "ground_truth.parquet")
+    manifest = {
+        "seed": seed, "scale": scale, "as_of": cfg.as_of.isoformat(),
+        "window_start": firm.window_start.isoformat(),
+        "reporting_currency": cfg.reporting_currency,
+        "deal_handoff_days": cfg.deal_handoff_days, "odoo_database": ODOO_DATABASE,
+        "rows": dict(sorted(rows.items())), "defects_injected": dict(sorted(gt.injected.items())),
+    }  # fmt: skip
+    (demo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_sources_yaml(home)
+    write_credentials(home)
+    return manifest
+
+
+def _write_fx(window_start: date, cfg: FirmConfig, demo_dir: Path) -> int:
+    months = [add_months(window_start, i).strftime("%Y-%m") for i in range(-1, cfg.size.months + 1)]
+    w = PartWriter(FX_RATES, demo_dir, cfg.size.parquet_rows)
+    w.write_rows([{"currency": c, "month": m, "rate_to_reporting": fx_rate(c, m)}
+                  for m in months for c in ("USD", "GBP", "EUR")])  # fmt: skip
+    w.close()
+    return w.rows
+
+
+def _derive_aggregate_breaks(demo_dir: Path, gt: GroundTruth) -> None:
+    """Add the aggregate breaks (time totals, invoice vs time) that the defects above cause.
+
+    They follow from many defects at once (a moved entry unbalances two groups), so they are
+    computed from the finished tables rather than predicted one by one.
+    """
+    con = duckdb.connect()
+    for t in TABLES:
+        con.execute(f"CREATE VIEW \"{t.system}/{t.name}\" AS SELECT * FROM read_parquet('{t.glob(demo_dir)}')")
+    cols = "source_id, target_id, field, legal_entity_id"
+    totals = con.execute(f"""
+        WITH s AS (SELECT project_code AS code, strftime(spent_date, '%Y-%m') AS period,
+                          sum(hours) AS hours
+                   FROM "psa/time_entries" WHERE is_closed GROUP BY ALL),
+             t AS (SELECT a.code, strftime(l.date, '%Y-%m') AS period, sum(l.unit_amount) AS hours
+                   FROM "erp/account.analytic.line" l
+                   JOIN "erp/project.project" p ON p.id = l.project_id
+                   JOIN "erp/account.analytic.account" a ON a.id = p.account_id GROUP BY ALL)
+        SELECT coalesce(s.code, t.code) || '|' || coalesce(s.period, t.period) AS source_id,
+               coalesce(s.code, t.code) || '|' || coalesce(s.period, t.period) AS target_id,
+               'hours' AS field, split_part(coalesce(s.code, t.code), '-', 1) AS legal_entity_id
+        FROM s FULL JOIN t ON s.code = t.code AND s.period = t.period
+        WHERE abs(coalesce(s.hours, 0) - coalesce(t.hours, 0)) > {AGGREGATE_HOURS_TOLERANCE}::DECIMAL(18,2)
+        ORDER BY 1""").fetchall()  # fmt: skip
+    gt.add_derived("time_totals_psa_erp", "aggregate_mismatch",
+                   [dict(zip(cols.split(", "), r, strict=True)) for r in totals])  # fmt: skip
+    invoices = con.execute(f"""
+        WITH billed AS (SELECT invoice_id, sum(hours * billable_rate) AS amount
+                        FROM "psa/time_entries" WHERE invoice_id IS NOT NULL GROUP BY ALL),
+             tm AS (SELECT DISTINCT li.invoice_id FROM "psa/invoice_line_items" li
+                    JOIN "psa/projects" p ON p.id = li.project_id WHERE NOT p.is_fixed_fee)
+        SELECT i.id::VARCHAR, m.id::VARCHAR, 'amount', split_part(li.project_code, '-', 1)
+        FROM "psa/invoices" i JOIN tm ON tm.invoice_id = i.id
+        JOIN "erp/account.move" m ON m.x_harvest_id = i.id
+        JOIN (SELECT DISTINCT invoice_id, project_code FROM "psa/invoice_line_items") li
+             ON li.invoice_id = i.id
+        LEFT JOIN billed b ON b.invoice_id = i.id
+        WHERE abs(coalesce(b.amount, 0) - m.amount_untaxed) > {INVOICE_AMOUNT_TOLERANCE}::DECIMAL(18,2)
+        ORDER BY 1""").fetchall()  # fmt: skip
+    gt.add_derived("invoice_vs_time", "aggregate_mismatch",
+                   [dict(zip(cols.split(", "), r, strict=True)) for r in invoices])  # fmt: skip
+    con.close()
+
+
+def write_sources_yaml(home: Path, host: str = "127.0.0.1") -> Path:
+    """Write ``HOME/sources.yaml`` pointing at the demo simulators; return its path."""
+    path = home / "sources.yaml"
+    path.write_text(f"""\
+# Generated by `tieout demo generate`: the demo firm's three systems, served on loopback by
+# `tieout demo serve`. Credentials are named by environment variable, never written here; the
+# demo's own values are in HOME/.env, which `tieout` loads into variables that are not set.
+reporting_currency: USD
+systems:
+  crm:
+    connector: hubspot
+    base_url: http://{host}:{DEMO_PORTS["hubspot"]}
+    auth:
+      token_env: {CREDENTIAL_VARS["hubspot_token"]}
+    objects: [customers, projects]
+    max_requests_per_min: 600
+    schedule: {{interval_minutes: 60}}
+    freshness_sla_minutes: 180
+  psa:
+    connector: harvest
+    base_url: http://{host}:{DEMO_PORTS["harvest"]}
+    auth:
+      token_env: {CREDENTIAL_VARS["harvest_token"]}
+      account_id_env: {CREDENTIAL_VARS["harvest_account_id"]}
+    objects: [customers, projects, time_entries, invoices]
+    max_requests_per_min: 400
+    schedule: {{interval_minutes: 30}}
+    freshness_sla_minutes: 120
+  erp:
+    connector: odoo
+    base_url: http://{host}:{DEMO_PORTS["odoo"]}
+    database: {ODOO_DATABASE}
+    auth:
+      user_env: {CREDENTIAL_VARS["odoo_user"]}
+      api_key_env: {CREDENTIAL_VARS["odoo_api_key"]}
+    objects: [customers, projects, time_entries, invoices]
+    schedule: {{interval_minutes: 60}}
+    freshness_sla_minutes: 180
+""")
+    return path
+
+
+def write_credentials(home: Path) -> Path:
+    """Write fresh random demo credentials to ``HOME/.env`` (mode 0600) and return its path."""
+    values = {
+        CREDENTIAL_VARS["hubspot_token"]: "pat-na1-" + secrets.token_hex(16),
+        CREDENTIAL_VARS["harvest_token"]: secrets.token_urlsafe(24),
+        CREDENTIAL_VARS["harvest_account_id"]: str(1_000_000 + secrets.randbelow(8_000_000)),
+        CREDENTIAL_VARS["odoo_user"]: "integration@tieout.example",
+        CREDENTIAL_VARS["odoo_api_key"]: secrets.token_hex(20),
+    }
+    path = home / ".env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o600)
+    return path
