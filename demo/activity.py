@@ -83,7 +83,7 @@ def generate_activity(firm: Firm, v: MasterViews, gt: GroundTruth, demo_dir: Pat
             pool = len(np.unique(df["p"].to_numpy()[billed]))
             counts = {k: _count(nrng, pool, rates.invoice, forced) for k in INVOICE_DEFECTS}
             counts["invoice_only_in_erp"] = _count(nrng, pool, rates.invoice / 2, forced)
-            bill_month(cat, v, billing, df, billed, first, cfg.as_of, prng, gt, counts)
+            bill_month(cat, billing, df, billed, first, cfg.as_of, prng, gt, counts)
             for name, rows in billing.take().items():
                 writers[name].write_rows(rows)
         writers["psa/time_entries"].write(psa_rows(cat, df, cfg.as_of))

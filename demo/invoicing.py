@@ -18,7 +18,7 @@ import pandas as pd
 
 from demo.firm import ENTITY, add_months
 from demo.ground_truth import GroundTruth
-from demo.master import CURRENCY_IDS, MasterViews, company_m2o, ts
+from demo.master import CURRENCY_IDS, company_m2o, ts
 from demo.timesheets import Catalog
 
 CENT = Decimal("0.01")
@@ -84,14 +84,13 @@ def _status(rng: random.Random, issue: date, due: date, as_of: date, fixed: bool
 
 
 def bill_month(
-    cat: Catalog, v: MasterViews, b: Billing, df: pd.DataFrame, billed: np.ndarray[Any, Any],
+    cat: Catalog, b: Billing, df: pd.DataFrame, billed: np.ndarray[Any, Any],
     first: date, as_of: date, rng: random.Random, gt: GroundTruth, defects: dict[str, int],
 ) -> None:  # fmt: skip
     """Invoice the billing period starting ``first`` and mark billed entries in ``df``.
 
     Args:
         cat: consultants and projects.
-        v: master views (Odoo partners).
         b: id sequences; receives the invoice rows.
         df: the month's entries (:func:`demo.timesheets.draw_month`); its ``invoice_id``,
             ``invoice_number``, ``move_id``, ``move_name`` and ``updated`` columns are set for
@@ -106,12 +105,15 @@ def bill_month(
     issue = add_months(first, 1)
     month = first.strftime("%Y-%m")
     groups: list[tuple[int, list[tuple[str, Decimal, Decimal]], np.ndarray[Any, Any]]] = []
-    sub = df.loc[billed, ["p", "c", "hours_c"]]
-    for p, g in sub.groupby("p", sort=True):
-        per_c = g.groupby("c", sort=True)["hours_c"].sum()
-        lines = [(f"{cat.c_name[c]} – {cat.p_code[p]} time {month}",
-                  Decimal(int(h)) / 100, Decimal(int(cat.c_bill[c]))) for c, h in per_c.items()]  # fmt: skip
-        groups.append((int(p), lines, g.index.to_numpy()))
+    rows_of = pd.Series(np.flatnonzero(billed)).groupby(df["p"].to_numpy()[billed]).indices
+    hours = df.loc[billed].groupby(["p", "c"], sort=True)["hours_c"].sum()
+    per_project: dict[int, list[tuple[str, Decimal, Decimal]]] = {}
+    for (p, c), h in hours.items():
+        per_project.setdefault(int(p), []).append(
+            (f"{cat.c_name[c]} – {cat.p_code[p]} time {month}", Decimal(int(h)) / 100,
+             Decimal(int(cat.c_bill[c]))))  # fmt: skip
+    for p, lines in per_project.items():
+        groups.append((p, lines, np.flatnonzero(billed)[rows_of[p]]))
     last = np.datetime64(add_months(first, 1) - timedelta(days=1))
     running = (cat.p_start <= last) & (cat.p_end >= np.datetime64(first)) & cat.p_fixed
     running &= cat.p_start < np.datetime64(as_of)
@@ -128,8 +130,16 @@ def bill_month(
                 if i not in plan and not (kind == "invoice_manual_adjustment" and fixed):
                     plan[i] = kind
                     break
+    cols = {k: df[k].to_numpy().copy() for k in ("invoice_id", "invoice_number", "move_id",
+                                                   "move_name", "updated")}  # fmt: skip
     for i, (p, lines, rows) in enumerate(groups):
-        _invoice(cat, v, b, df, p, lines, rows, issue, as_of, rng, gt, plan.get(i))
+        inv_id, number, move_id, move_name = _invoice(cat, b, p, lines, issue, as_of, rng, gt,
+                                                      plan.get(i))  # fmt: skip
+        cols["invoice_id"][rows], cols["invoice_number"][rows] = inv_id, number
+        cols["move_id"][rows], cols["move_name"][rows] = move_id, move_name
+        cols["updated"][rows] = np.datetime64(issue)
+    for k, values in cols.items():
+        df[k] = values
     for _ in range(defects.get("invoice_only_in_erp", 0)):
         p = groups[rng.randrange(len(groups))][0] if groups else None
         if p is not None:
@@ -137,10 +147,14 @@ def bill_month(
 
 
 def _invoice(
-    cat: Catalog, v: MasterViews, b: Billing, df: pd.DataFrame, p: int,
-    lines: list[tuple[str, Decimal, Decimal]], rows: np.ndarray[Any, Any], issue: date,
+    cat: Catalog, b: Billing, p: int, lines: list[tuple[str, Decimal, Decimal]], issue: date,
     as_of: date, rng: random.Random, gt: GroundTruth, defect: str | None,
-) -> None:  # fmt: skip
+) -> tuple[int, str, int, str | None]:  # fmt: skip
+    """Write one invoice to Harvest (and Odoo unless the defect keeps it out).
+
+    Returns:
+        Harvest invoice id and number, Odoo move id (-1 if none) and name.
+    """
     entity = ENTITY[cat.p_entity[p]]
     currency = cat.p_currency[p]
     fixed = bool(cat.p_fixed[p])
@@ -176,13 +190,10 @@ def _invoice(
             "description": desc, "quantity": qty, "unit_price": unit, "amount": q2(qty * unit),
             "taxed": bool(entity.tax_rate)})  # fmt: skip
         b.next_line += 1
-    df.loc[rows, "invoice_id"] = inv_id
-    df.loc[rows, "invoice_number"] = number
-    df.loc[rows, "updated"] = np.datetime64(issue)
     le = entity.id
     if defect == "invoice_missing_in_erp":
         gt.add(defect, source_id=None, target_id=inv_id, legal_entity_id=le)
-        return
+        return inv_id, number, -1, None
     if defect == "invoice_amount_changed":
         desc, qty, unit = lines[0]
         lines = [(desc, qty, unit + 5), *lines[1:]]
@@ -198,10 +209,9 @@ def _invoice(
     b.next_move += 1
     name = "/" if status == "draft" else f"INV/{issue.year}/{b.seq(('erp-' + le, issue.year)):05d}"
     _move(b, move_id, name, number, inv_id, p, cat, currency, status, issue, untaxed, tax, total, lines)
-    df.loc[rows, "move_id"] = move_id
-    df.loc[rows, "move_name"] = name
     if defect:
         gt.add(defect, source_id=move_id, target_id=inv_id, legal_entity_id=le)
+    return inv_id, number, move_id, name
 
 
 def _move(

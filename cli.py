@@ -1,0 +1,110 @@
+"""The ``tieout`` command: one entry point for the demo, the pipeline and the app.
+
+Every command works on one home folder (configuration and data): ``--home DIR``, else the
+``TIEOUT_HOME`` environment variable, else ``./data``. ``HOME/.env`` (written by
+``tieout demo generate``) is loaded into environment variables that are not already set.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from dotenv import load_dotenv
+
+app = typer.Typer(
+    help="Tieout: reconcile a professional-services firm's CRM, PSA and ERP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+demo_app = typer.Typer(help="The embedded demo firm and its simulated systems.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+HomeOption = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="TIEOUT_HOME",
+        help="Home folder holding configuration and data (env TIEOUT_HOME).",
+        file_okay=False,
+        resolve_path=True,
+    ),
+]
+
+
+def _home(home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    load_dotenv(home / ".env", override=False)
+    return home
+
+
+@demo_app.command("generate")
+def demo_generate(
+    home: HomeOption = Path("data"),
+    scale: Annotated[str, typer.Option(help="small (~6k time entries), default (~150k) or large (~10M).")] = "default",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and as-of date, same firm.")] = 7,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="The firm's today, YYYY-MM-DD (default: today).")] = None,
+) -> None:
+    """Generate the demo firm under HOME/demo, its ground truth and HOME/sources.yaml."""
+    from demo.generate import generate
+
+    if scale not in ("small", "default", "large"):
+        raise typer.BadParameter(f"{scale!r} is not one of small, default, large", param_hint="--scale")
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of") from exc
+    home = _home(home)
+    manifest = generate(home, scale=scale, seed=seed, as_of=day)  # type: ignore[arg-type]
+    rows = manifest["rows"]
+    typer.echo(f"Demo firm '{scale}' (seed {seed}, as of {manifest['as_of']}) written to {home / 'demo'}")
+    typer.echo(
+        f"  {rows['crm/companies']} companies, {rows['psa/projects']} projects, "
+        f"{rows['psa/time_entries']} time entries, {rows['psa/invoices']} invoices; "
+        f"{sum(manifest['defects_injected'].values())} defects injected"
+    )
+    typer.echo(f"  ground truth: {rows['ground_truth']} expected breaks in {home / 'demo' / 'ground_truth.parquet'}")
+    typer.echo(f"  configuration: {home / 'sources.yaml'} (credentials in {home / '.env'})")
+
+
+@demo_app.command("serve")
+def demo_serve(
+    home: HomeOption = Path("data"),
+    host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
+    faults: Annotated[
+        Path | None,
+        typer.Option(help="YAML file of faults per simulator (hubspot, harvest, odoo) to start with.",
+                     exists=True, dir_okay=False),
+    ] = None,
+) -> None:
+    """Serve the demo firm through the HubSpot, Harvest and Odoo simulators until Ctrl-C."""
+    from demo.faults import FaultFileError
+    from demo.serve import DemoConfigError, build_simulators, load_fault_file, serve
+
+    if not host.startswith("127.") and host not in ("localhost", "::1"):
+        raise typer.BadParameter("the simulators only listen on loopback", param_hint="--host")
+    home = _home(home)
+    try:
+        sims = build_simulators(home, host=host, faults=load_fault_file(faults), env=os.environ)
+        serve(
+            sims,
+            host=host,
+            on_ready=lambda s: typer.echo(f"{s.name:<8} {s.url}  ({_VENDOR[s.name]})"),
+            on_all_ready=lambda: typer.echo(
+                "Simulators are up and answering. The pipeline and the app are not built yet, so "
+                "the demo stops here; press Ctrl-C to stop the simulators."
+            ),
+        )
+    except (DemoConfigError, FaultFileError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+_VENDOR = {"hubspot": "HubSpot CRM v3", "harvest": "Harvest v2", "odoo": "Odoo JSON-RPC and JSON-2"}
+
+
+if __name__ == "__main__":
+    app()
