@@ -47,6 +47,7 @@ def demo_generate(
     scale: Annotated[str, typer.Option(help="small (~6k time entries), default (~150k) or large (~10M).")] = "default",
     seed: Annotated[int, typer.Option(help="Random seed: same seed and as-of date, same firm.")] = 7,
     as_of: Annotated[str | None, typer.Option("--as-of", help="The firm's today, YYYY-MM-DD (default: today).")] = None,
+    port_base: Annotated[int, typer.Option(help="Port of the HubSpot simulator; Harvest and Odoo use the next two.", min=1024, max=65533)] = 8711,
 ) -> None:
     """Generate the demo firm under HOME/demo, its ground truth and HOME/sources.yaml."""
     from demo.generate import generate
@@ -58,7 +59,7 @@ def demo_generate(
     except ValueError as exc:
         raise typer.BadParameter(f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of") from exc
     home = _home(home)
-    manifest = generate(home, scale=scale, seed=seed, as_of=day)  # type: ignore[arg-type]
+    manifest = generate(home, scale=scale, seed=seed, as_of=day, port_base=port_base)  # type: ignore[arg-type]
     rows = manifest["rows"]
     typer.echo(f"Demo firm '{scale}' (seed {seed}, as of {manifest['as_of']}) written to {home / 'demo'}")
     typer.echo(

@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from demo import harvest, hubspot, odoo
 from demo.faults import FaultSpec, FaultState, load_faults
-from demo.generate import CREDENTIAL_VARS, DEMO_PORTS
+from demo.generate import CREDENTIAL_VARS
 from demo.simulator import SimulatorState
 from demo.store import DemoStore
 
@@ -44,11 +44,12 @@ def build_simulators(
     home: Path,
     *,
     host: str = "127.0.0.1",
-    ports: Mapping[str, int] = DEMO_PORTS,
     faults: Mapping[str, FaultSpec] | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> list[Simulator]:
     """Return the three simulators over ``HOME/demo`` with the demo credentials from ``env``.
+
+    Ports and the Odoo database name come from the firm's manifest (``tieout demo generate``).
 
     Raises:
         DemoConfigError: no generated firm in the home, or a credential variable is unset.
@@ -69,21 +70,17 @@ def build_simulators(
     def state_for(name: str) -> FaultState:
         return FaultState(faults.get(name))
 
-    manifest_db = odoo_database(home)
+    manifest = json.loads((home / "demo" / "manifest.json").read_text())
+    ports = manifest["ports"]
     apps = {
         "hubspot": hubspot.create_app(store, token=cred["hubspot_token"], faults=state_for("hubspot")),
         "harvest": harvest.create_app(store, token=cred["harvest_token"],
                                       account_id=cred["harvest_account_id"],
                                       faults=state_for("harvest")),  # fmt: skip
-        "odoo": odoo.create_app(store, database=manifest_db, login=cred["odoo_user"],
+        "odoo": odoo.create_app(store, database=manifest["odoo_database"], login=cred["odoo_user"],
                                 api_key=cred["odoo_api_key"], faults=state_for("odoo")),  # fmt: skip
     }
     return [Simulator(n, app, st, f"http://{host}:{ports[n]}") for n, (app, st) in apps.items()]
-
-
-def odoo_database(home: Path) -> str:
-    """Return the Odoo database name of the home's demo firm (from its manifest)."""
-    return str(json.loads((home / "demo" / "manifest.json").read_text())["odoo_database"])
 
 
 def load_fault_file(path: Path | None) -> dict[str, FaultSpec]:
