@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -158,9 +160,6 @@ def build_app(state: SimulatorState, routes: list[BaseRoute]) -> Starlette:
         Route("/_admin/stats", stats, methods=["GET"]),
         Route("/_admin/reset", reset, methods=["POST"]),
     ]
-    app = Starlette(routes=admin + routes)
-
-    @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.url.path.startswith("/_admin"):
             return await call_next(request)
@@ -169,7 +168,9 @@ def build_app(state: SimulatorState, routes: list[BaseRoute]) -> Starlette:
             state.by_status[response.status_code] += 1
         return response
 
-    return app
+    return Starlette(
+        routes=admin + routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)]
+    )
 
 
 async def _guarded(
