@@ -44,10 +44,21 @@ def _home(home: Path) -> Path:
 @demo_app.command("generate")
 def demo_generate(
     home: HomeOption = Path("data"),
-    scale: Annotated[str, typer.Option(help="small (~6k time entries), default (~150k) or large (~10M).")] = "default",
+    scale: Annotated[
+        str, typer.Option(help="small (~6k time entries), default (~150k) or large (~10M).")
+    ] = "default",
     seed: Annotated[int, typer.Option(help="Random seed: same seed and as-of date, same firm.")] = 7,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="The firm's today, YYYY-MM-DD (default: today).")] = None,
-    port_base: Annotated[int, typer.Option(help="Port of the HubSpot simulator; Harvest and Odoo use the next two.", min=1024, max=65533)] = 8711,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The firm's today, YYYY-MM-DD (default: today).")
+    ] = None,
+    port_base: Annotated[
+        int,
+        typer.Option(
+            help="Port of the HubSpot simulator; Harvest and Odoo use the next two.",
+            min=1024,
+            max=65533,
+        ),
+    ] = 8711,
 ) -> None:
     """Generate the demo firm under HOME/demo, its ground truth and HOME/sources.yaml."""
     from demo.generate import generate
@@ -67,7 +78,9 @@ def demo_generate(
         f"{rows['psa/time_entries']} time entries, {rows['psa/invoices']} invoices; "
         f"{sum(manifest['defects_injected'].values())} defects injected"
     )
-    typer.echo(f"  ground truth: {rows['ground_truth']} expected breaks in {home / 'demo' / 'ground_truth.parquet'}")
+    typer.echo(
+        f"  ground truth: {rows['ground_truth']} expected breaks in {home / 'demo' / 'ground_truth.parquet'}"
+    )
     typer.echo(f"  configuration: {home / 'sources.yaml'} (credentials in {home / '.env'})")
 
 
@@ -77,8 +90,11 @@ def demo_serve(
     host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
     faults: Annotated[
         Path | None,
-        typer.Option(help="YAML file of faults per simulator (hubspot, harvest, odoo) to start with.",
-                     exists=True, dir_okay=False),
+        typer.Option(
+            help="YAML file of faults per simulator (hubspot, harvest, odoo) to start with.",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
 ) -> None:
     """Serve the demo firm through the HubSpot, Harvest and Odoo simulators until Ctrl-C."""

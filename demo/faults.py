@@ -68,9 +68,7 @@ def load_faults(path: Path) -> dict[str, FaultSpec]:
     out: dict[str, FaultSpec] = {}
     for name, spec in raw.items():
         if name not in ("hubspot", "harvest", "odoo"):
-            raise FaultFileError(
-                f"{path}: unknown simulator {name!r}; expected hubspot, harvest or odoo"
-            )
+            raise FaultFileError(f"{path}: unknown simulator {name!r}; expected hubspot, harvest or odoo")
         try:
             out[name] = FaultSpec.model_validate(spec or {})
         except ValidationError as exc:

@@ -29,7 +29,7 @@ from demo.ground_truth import GroundTruth
 from demo.invoicing import fx_rate
 from demo.master import build_master
 from demo.parts import PartWriter
-from demo.tables import FX_RATES, TABLES, table
+from demo.tables import FX_RATES, create_views, table
 
 DEFAULT_PORT_BASE = 8711
 SIMULATORS = ("hubspot", "harvest", "odoo")  # ports: base, base + 1, base + 2
@@ -116,8 +116,7 @@ def _derive_aggregate_breaks(demo_dir: Path, gt: GroundTruth) -> None:
     computed from the finished tables rather than predicted one by one.
     """
     con = duckdb.connect()
-    for t in TABLES:
-        con.execute(f"CREATE VIEW \"{t.system}/{t.name}\" AS SELECT * FROM read_parquet('{t.glob(demo_dir)}')")
+    create_views(con, demo_dir)
     cols = "source_id, target_id, field, legal_entity_id"
     totals = con.execute(f"""
         WITH s AS (SELECT project_code AS code, strftime(spent_date, '%Y-%m') AS period,

@@ -193,8 +193,14 @@ class GroundTruth:
             )
 
     def add_derived(self, rule_id: str, break_type: str, rows: list[dict[str, str | None]]) -> None:
-        """Record breaks derived by aggregating the finished tables (rows: source_id, target_id,
-        field, legal_entity_id)."""
+        """Record breaks derived by aggregating the finished tables.
+
+        Args:
+            rule_id: the rule that must report them.
+            break_type: their break type.
+            rows: one dict per break with ``source_id``, ``target_id``, ``field`` and
+                ``legal_entity_id``.
+        """
         obj, source_system, target_system = RULES[rule_id]
         for r in rows:
             self.rows.append(

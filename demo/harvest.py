@@ -169,7 +169,7 @@ class _Resource:
     base_where: str = "TRUE"
 
 
-_LINE_ITEMS_VIEW = DemoStore.view(tables.HARVEST_INVOICE_LINE_ITEMS)
+_LINE_ITEMS_VIEW = tables.view_name(tables.HARVEST_INVOICE_LINE_ITEMS)
 RESOURCES: tuple[_Resource, ...] = (
     _Resource("clients", tables.HARVEST_CLIENTS, records.client, {"is_active": _IS_ACTIVE}),
     _Resource("users", tables.HARVEST_USERS, records.user, {"is_active": _IS_ACTIVE}),

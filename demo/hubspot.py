@@ -435,9 +435,7 @@ def create_app(
     ) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
             scheme, _, given = _token_key(request).partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.encode(), token.encode()
-            ):
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
                 return _error(401, message=_AUTH_MESSAGE, category="INVALID_AUTHENTICATION")
             try:
                 return await handle(request)

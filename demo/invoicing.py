@@ -119,7 +119,13 @@ def bill_month(
     running &= cat.p_start < np.datetime64(as_of)
     for p in np.flatnonzero(running):
         fee = cat.p_fee[p]
-        groups.append((int(p), [(f"{cat.p_code[p]} fixed fee {month}", Decimal(1), fee)], np.array([], np.int64)))
+        groups.append(
+            (
+                int(p),
+                [(f"{cat.p_code[p]} fixed fee {month}", Decimal(1), fee)],
+                np.array([], np.int64),
+            )
+        )
     order = list(range(len(groups)))
     rng.shuffle(order)
     plan: dict[int, str] = {}
@@ -208,7 +214,22 @@ def _invoice(
     move_id = b.next_move
     b.next_move += 1
     name = "/" if status == "draft" else f"INV/{issue.year}/{b.seq(('erp-' + le, issue.year)):05d}"
-    _move(b, move_id, name, number, inv_id, p, cat, currency, status, issue, untaxed, tax, total, lines)
+    _move(
+        b,
+        move_id,
+        name,
+        number,
+        inv_id,
+        p,
+        cat,
+        currency,
+        status,
+        issue,
+        untaxed,
+        tax,
+        total,
+        lines,
+    )
     if defect:
         gt.add(defect, source_id=move_id, target_id=inv_id, legal_entity_id=le)
     return inv_id, number, move_id, name

@@ -191,7 +191,8 @@ def _customers(firm: Firm, v: MasterViews, gt: GroundTruth, rng: random.Random) 
             partner_id += 1
             ref = None if kind == "customer_only_in_erp" else str(9_000_000_000 + 101 * (i + 1))
             row = _partner(fake, partner_id, ts(firm.config.as_of - timedelta(days=20 + i)))
-            row.update(name=f"Walk-in Client {partner_id} LLC", display_name=f"Walk-in Client {partner_id} LLC",
+            walk_in = f"Walk-in Client {partner_id} LLC"
+            row.update(name=walk_in, display_name=walk_in,
                        ref=ref, vat=None)  # fmt: skip
             v.add("erp/res.partner", row)
             gt.add(kind, source_id=ref, target_id=partner_id, legal_entity_id=fake.legal_entity)

@@ -74,11 +74,19 @@ def build_simulators(
     ports = manifest["ports"]
     apps = {
         "hubspot": hubspot.create_app(store, token=cred["hubspot_token"], faults=state_for("hubspot")),
-        "harvest": harvest.create_app(store, token=cred["harvest_token"],
-                                      account_id=cred["harvest_account_id"],
-                                      faults=state_for("harvest")),  # fmt: skip
-        "odoo": odoo.create_app(store, database=manifest["odoo_database"], login=cred["odoo_user"],
-                                api_key=cred["odoo_api_key"], faults=state_for("odoo")),  # fmt: skip
+        "harvest": harvest.create_app(
+            store,
+            token=cred["harvest_token"],
+            account_id=cred["harvest_account_id"],
+            faults=state_for("harvest"),
+        ),  # fmt: skip
+        "odoo": odoo.create_app(
+            store,
+            database=manifest["odoo_database"],
+            login=cred["odoo_user"],
+            api_key=cred["odoo_api_key"],
+            faults=state_for("odoo"),
+        ),  # fmt: skip
     }
     return [Simulator(n, app, st, f"http://{host}:{ports[n]}") for n, (app, st) in apps.items()]
 
@@ -119,8 +127,15 @@ def serve(
 
     async def main() -> None:
         servers = [
-            _Server(uvicorn.Config(s.app, host=host, port=int(s.url.rsplit(":", 1)[1]),
-                                   log_level="warning", lifespan="off"))  # fmt: skip
+            _Server(
+                uvicorn.Config(
+                    s.app,
+                    host=host,
+                    port=int(s.url.rsplit(":", 1)[1]),
+                    log_level="warning",
+                    lifespan="off",
+                )
+            )  # fmt: skip
             for s in simulators
         ]
         loop = asyncio.get_running_loop()

@@ -160,6 +160,7 @@ def build_app(state: SimulatorState, routes: list[BaseRoute]) -> Starlette:
         Route("/_admin/stats", stats, methods=["GET"]),
         Route("/_admin/reset", reset, methods=["POST"]),
     ]
+
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.url.path.startswith("/_admin"):
             return await call_next(request)
@@ -168,9 +169,7 @@ def build_app(state: SimulatorState, routes: list[BaseRoute]) -> Starlette:
             state.by_status[response.status_code] += 1
         return response
 
-    return Starlette(
-        routes=admin + routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)]
-    )
+    return Starlette(routes=admin + routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
 
 
 async def _guarded(

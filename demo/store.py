@@ -13,14 +13,13 @@ from typing import Any
 
 import duckdb
 
-from demo.tables import TABLES, Table
+from demo.tables import Table, create_views, view_name
 
 
 class DemoStore:
     """Query the demo firm's tables under ``HOME/demo`` with SQL filters, ordering and paging.
 
-    Each table is exposed as a DuckDB view named ``<system>__<name with dots as underscores>``
-    (``psa__time_entries``, ``erp__account_analytic_line``); :meth:`view` gives the name.
+    Each table is a DuckDB view named ``"<system>/<name>"`` (``demo.tables.view_name``).
 
     Raises:
         FileNotFoundError: at construction, when ``demo_dir`` holds no generated firm.
@@ -34,16 +33,7 @@ class DemoStore:
             )
         self._conn = duckdb.connect(":memory:")
         self._lock = threading.Lock()
-        for t in TABLES:
-            if t.path(demo_dir).exists():
-                self._conn.execute(
-                    f"CREATE VIEW {self.view(t)} AS SELECT * FROM read_parquet('{t.glob(demo_dir)}')"
-                )
-
-    @staticmethod
-    def view(t: Table) -> str:
-        """Return the DuckDB view name of table ``t``."""
-        return f"{t.system}__{t.name.replace('.', '_')}"
+        create_views(self._conn, demo_dir)
 
     def rows(
         self,
@@ -66,7 +56,7 @@ class DemoStore:
             limit: page size, or None for all rows.
             offset: rows to skip.
         """
-        sql = f"SELECT * FROM {self.view(t)} WHERE {where} ORDER BY {order_by}"
+        sql = f"SELECT * FROM {view_name(t)} WHERE {where} ORDER BY {order_by}"
         args = list(params)
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
@@ -85,7 +75,7 @@ class DemoStore:
         with self._lock:
             cur = self._conn.cursor()
         try:
-            row = cur.execute(f"SELECT count(*) FROM {self.view(t)} WHERE {where}", list(params))
+            row = cur.execute(f"SELECT count(*) FROM {view_name(t)} WHERE {where}", list(params))
             return int(row.fetchone()[0])  # type: ignore[index]
         finally:
             cur.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 MONEY = pa.decimal128(18, 2)
@@ -180,6 +181,18 @@ TABLES: tuple[Table, ...] = (
     ODOO_ANALYTIC_ACCOUNTS, ODOO_PROJECTS, ODOO_TIMESHEETS, ODOO_MOVES, ODOO_MOVE_LINES,
     FX_RATES,
 )  # fmt: skip
+
+
+def view_name(t: Table) -> str:
+    """Return the quoted SQL name of ``t``'s view: ``"psa/time_entries"``."""
+    return f'"{t.system}/{t.name}"'
+
+
+def create_views(con: duckdb.DuckDBPyConnection, demo_dir: Path) -> None:
+    """Create one view per generated table of ``demo_dir`` on ``con`` (see :func:`view_name`)."""
+    for t in TABLES:
+        if t.path(demo_dir).exists():
+            con.execute(f"CREATE VIEW {view_name(t)} AS SELECT * FROM read_parquet('{t.glob(demo_dir)}')")
 
 
 def table(system: str, name: str) -> Table:

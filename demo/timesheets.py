@@ -80,10 +80,12 @@ class Catalog:
             p_start=arr([p.starts_on for p in ps], "datetime64[D]"),
             p_end=arr([p.ends_on for p in ps], "datetime64[D]"),
             p_client_id=arr([v.psa_client[p.customer.crm_id]["id"] for p in ps], np.int64),
-            p_client_name=arr([client[v.psa_client[p.customer.crm_id]["id"]]["name"] for p in ps],
-                              object),  # fmt: skip
-            p_currency=arr([client[v.psa_client[p.customer.crm_id]["id"]]["currency"] for p in ps],
-                           object),  # fmt: skip
+            p_client_name=arr(
+                [client[v.psa_client[p.customer.crm_id]["id"]]["name"] for p in ps], object
+            ),  # fmt: skip
+            p_currency=arr(
+                [client[v.psa_client[p.customer.crm_id]["id"]]["currency"] for p in ps], object
+            ),  # fmt: skip
             p_fee=arr([p.monthly_fee for p in ps], object),
             p_erp_id=arr([e["id"] if e else -1 for e in erp], np.int64),
             p_erp_name=arr([e["name"] if e else "" for e in erp], object),

@@ -17,7 +17,7 @@ import pytest
 
 from demo.generate import generate
 from demo.ground_truth import DEFECT_KINDS, RULES
-from demo.tables import TABLES
+from demo.tables import TABLES, create_views
 from tests.conftest import AS_OF, SEED
 
 BREAK_TYPES = {"missing_in_target", "missing_in_source", "field_mismatch", "duplicate", "orphan",
@@ -27,10 +27,7 @@ BREAK_TYPES = {"missing_in_target", "missing_in_source", "field_mismatch", "dupl
 @pytest.fixture(scope="module")
 def db(small_demo: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    for t in TABLES:
-        con.execute(
-            f"CREATE VIEW \"{t.system}/{t.name}\" AS SELECT * FROM read_parquet('{t.glob(small_demo)}')"
-        )
+    create_views(con, small_demo)
     con.execute(f"CREATE VIEW gt AS SELECT * FROM read_parquet('{small_demo / 'ground_truth.parquet'}')")
     return con
 
@@ -78,9 +75,11 @@ def test_manifest_counts_every_defect_kind(small_demo: Path) -> None:
 def test_firm_is_coherent(db: duckdb.DuckDBPyConnection) -> None:
     assert _ids(db, 'SELECT DISTINCT legal_entity FROM "crm/companies"') == {"US", "UK", "DE"}
     assert _ids(db, 'SELECT DISTINCT currency FROM "psa/invoices"') >= {"USD", "GBP", "EUR"}
-    months = db.execute('SELECT count(DISTINCT strftime(spent_date, \'%Y-%m\')) FROM "psa/time_entries"')
+    months = db.execute("SELECT count(DISTINCT strftime(spent_date, '%Y-%m')) FROM \"psa/time_entries\"")
     assert months.fetchone() == (12,)
-    assert db.execute('SELECT max(spent_date) FROM "psa/time_entries"').fetchone() == (date(2026, 11, 13),)  # Friday before as-of
+    assert db.execute('SELECT max(spent_date) FROM "psa/time_entries"').fetchone() == (
+        date(2026, 11, 13),
+    )  # Friday before as-of
     states = _ids(db, 'SELECT DISTINCT state FROM "erp/account.move"')
     assert states == {"draft", "posted", "cancel"}
     assert "paid" in _ids(db, 'SELECT DISTINCT payment_state FROM "erp/account.move"')
@@ -99,22 +98,36 @@ def test_firm_is_coherent(db: duckdb.DuckDBPyConnection) -> None:
 def test_odoo_carries_the_other_systems_ids(db: duckdb.DuckDBPyConnection) -> None:
     crm = _ids(db, 'SELECT id FROM "crm/companies"')
     refs = _ids(db, 'SELECT ref FROM "erp/res.partner" WHERE ref IS NOT NULL')
-    orphans = _ids(db, "SELECT source_id FROM gt WHERE rule_id = 'customers_crm_erp' AND break_type = 'orphan'")
+    orphans = _ids(
+        db, "SELECT source_id FROM gt WHERE rule_id = 'customers_crm_erp' AND break_type = 'orphan'"
+    )
     assert refs - crm == orphans
     harvest = _ids(db, 'SELECT id FROM "psa/time_entries"')
     posted = _ids(db, 'SELECT x_harvest_id FROM "erp/account.analytic.line" WHERE x_harvest_id IS NOT NULL')
-    unknown = _ids(db, "SELECT source_id FROM gt WHERE rule_id = 'time_entries_psa_erp' AND break_type = 'orphan'")
+    unknown = _ids(
+        db,
+        "SELECT source_id FROM gt WHERE rule_id = 'time_entries_psa_erp' AND break_type = 'orphan'",
+    )
     assert posted - harvest == unknown
 
 
 def test_missing_and_duplicate_time_agree_with_the_tables(db: duckdb.DuckDBPyConnection) -> None:
-    not_posted = _ids(db, """SELECT t.id FROM "psa/time_entries" t WHERE t.is_closed AND NOT EXISTS
-                             (SELECT 1 FROM "erp/account.analytic.line" l WHERE l.x_harvest_id = t.id)""")
-    expected = _ids(db, """SELECT source_id FROM gt WHERE rule_id = 'time_entries_psa_erp'
-                           AND break_type = 'missing_in_target'""")
+    not_posted = _ids(
+        db,
+        """SELECT t.id FROM "psa/time_entries" t WHERE t.is_closed AND NOT EXISTS
+                             (SELECT 1 FROM "erp/account.analytic.line" l WHERE l.x_harvest_id = t.id)""",
+    )
+    expected = _ids(
+        db,
+        """SELECT source_id FROM gt WHERE rule_id = 'time_entries_psa_erp'
+                           AND break_type = 'missing_in_target'""",
+    )
     assert not_posted == expected
-    doubled = _ids(db, """SELECT x_harvest_id FROM "erp/account.analytic.line"
-                          WHERE x_harvest_id IS NOT NULL GROUP BY 1 HAVING count(*) = 2""")
+    doubled = _ids(
+        db,
+        """SELECT x_harvest_id FROM "erp/account.analytic.line"
+                          WHERE x_harvest_id IS NOT NULL GROUP BY 1 HAVING count(*) = 2""",
+    )
     assert doubled == _ids(db, "SELECT source_id FROM gt WHERE break_type = 'duplicate' "
                                "AND rule_id = 'time_entries_psa_erp'")  # fmt: skip
     manual = _ids(db, 'SELECT id FROM "erp/account.analytic.line" WHERE x_harvest_id IS NULL')
@@ -141,15 +154,20 @@ def test_hours_and_amount_breaks_match_the_tolerances(db: duckdb.DuckDBPyConnect
 
 
 def test_unbilled_time_is_exactly_the_aged_breaks(db: duckdb.DuckDBPyConnection) -> None:
-    unbilled = _ids(db, f"""
+    unbilled = _ids(
+        db,
+        f"""
         SELECT t.id FROM "psa/time_entries" t JOIN "psa/projects" p ON p.id = t.project_id
         WHERE t.is_closed AND t.billable AND NOT p.is_fixed_fee AND t.invoice_id IS NULL
-          AND last_day(t.spent_date) < DATE '{AS_OF}'""")
+          AND last_day(t.spent_date) < DATE '{AS_OF}'""",
+    )
     assert unbilled == _ids(db, "SELECT source_id FROM gt WHERE rule_id = 'unbilled_time'")
     assert len(unbilled) >= 8
 
 
-def test_customer_and_invoice_field_breaks_differ_in_the_tables(db: duckdb.DuckDBPyConnection) -> None:
+def test_customer_and_invoice_field_breaks_differ_in_the_tables(
+    db: duckdb.DuckDBPyConnection,
+) -> None:
     names = db.execute("""
         SELECT g.source_id, c.name, p.name FROM gt g
         JOIN "crm/companies" c ON c.id = g.source_id

@@ -45,9 +45,7 @@ def app(store: DemoStore) -> Any:
 
 def parquet_rows(small_demo: Path, t: Table) -> list[dict[str, Any]]:
     """Rows of a demo table read straight from its Parquet files (not through the simulator)."""
-    rows: list[dict[str, Any]] = (
-        ds.dataset(t.path(small_demo), format="parquet").to_table().to_pylist()
-    )
+    rows: list[dict[str, Any]] = ds.dataset(t.path(small_demo), format="parquet").to_table().to_pylist()
     return rows
 
 
@@ -100,12 +98,8 @@ def test_paging_returns_every_record_exactly_once(
     assert got == expected  # sorted by id, each exactly once
 
 
-def test_following_links_next_reaches_every_record_with_filters_kept(
-    app: Any, small_demo: Path
-) -> None:
-    expected = sorted(
-        r["id"] for r in parquet_rows(small_demo, HARVEST_TIME_ENTRIES) if r["is_billed"]
-    )
+def test_following_links_next_reaches_every_record_with_filters_kept(app: Any, small_demo: Path) -> None:
+    expected = sorted(r["id"] for r in parquet_rows(small_demo, HARVEST_TIME_ENTRIES) if r["is_billed"])
     resp = get(app, "/v2/time_entries", per_page=500, is_billed="true")
     seen: list[int] = []
     while True:

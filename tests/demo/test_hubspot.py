@@ -256,14 +256,10 @@ def test_company_to_deal_associations(store, parquet) -> None:
 def test_get_one_and_not_found(store, parquet) -> None:
     app, _ = make_app(store)
     company = next(r for r in parquet["companies"] if not r["archived"])
-    resp = request(
-        app, "GET", f"{BASE}/companies/{company['id']}?properties=vat_number", headers=AUTH
-    )
+    resp = request(app, "GET", f"{BASE}/companies/{company['id']}?properties=vat_number", headers=AUTH)
     assert resp.status_code == 200
     assert resp.json()["properties"]["vat_number"] == company["vat_number"]
-    assert_error(
-        request(app, "GET", f"{BASE}/companies/999999999", headers=AUTH), 404, "OBJECT_NOT_FOUND"
-    )
+    assert_error(request(app, "GET", f"{BASE}/companies/999999999", headers=AUTH), 404, "OBJECT_NOT_FOUND")
     assert_error(request(app, "GET", f"{BASE}/tickets", headers=AUTH), 400, "VALIDATION_ERROR")
 
 
@@ -313,16 +309,10 @@ def test_search_property_filters(store, parquet) -> None:
 def test_search_validation(store) -> None:
     app, _ = make_app(store)
     url = f"{BASE}/deals/search"
-    assert_error(
-        request(app, "POST", url, json={"limit": 201}, headers=AUTH), 400, "VALIDATION_ERROR"
-    )
-    bad = {
-        "filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "1"}]}]
-    }
+    assert_error(request(app, "POST", url, json={"limit": 201}, headers=AUTH), 400, "VALIDATION_ERROR")
+    bad = {"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "1"}]}]}
     assert_error(request(app, "POST", url, json=bad, headers=AUTH), 400, "VALIDATION_ERROR")
-    assert_error(
-        request(app, "POST", url, json={"after": "10000"}, headers=AUTH), 400, "VALIDATION_ERROR"
-    )
+    assert_error(request(app, "POST", url, json={"after": "10000"}, headers=AUTH), 400, "VALIDATION_ERROR")
     assert_error(request(app, "POST", url, content=b"{", headers=AUTH), 400, "VALIDATION_ERROR")
     assert request(app, "POST", url, json={"limit": 200}, headers=AUTH).status_code == 200
 
@@ -372,13 +362,8 @@ def test_5xx_on_page_two_only(store, parquet) -> None:
         resp = request(app, "GET", f"{BASE}/companies?limit=5&after={after}", headers=AUTH)
         assert resp.status_code == 503 and resp.json()["status"] == "error"
     third = live_ids(parquet["companies"])[9]  # the cursor of page 3 is the last id of page 2
-    assert (
-        request(app, "GET", f"{BASE}/companies?limit=5&after={third}", headers=AUTH).status_code
-        == 200
-    )
-    search = request(
-        app, "POST", f"{BASE}/companies/search", json={"limit": 5, "after": "5"}, headers=AUTH
-    )
+    assert request(app, "GET", f"{BASE}/companies?limit=5&after={third}", headers=AUTH).status_code == 200
+    search = request(app, "POST", f"{BASE}/companies/search", json={"limit": 5, "after": "5"}, headers=AUTH)
     assert search.status_code == 503
 
 
@@ -391,9 +376,7 @@ def test_malformed_page_is_not_json(store) -> None:
 
 
 def test_field_drift(store) -> None:
-    spec = FaultSpec(
-        drop_fields={"companies": ["domain"]}, rename_fields={"deals": {"amount": "amount_eur"}}
-    )
+    spec = FaultSpec(drop_fields={"companies": ["domain"]}, rename_fields={"deals": {"amount": "amount_eur"}})
     app, _ = make_app(store, spec)
     company = request(app, "GET", f"{BASE}/companies", headers=AUTH).json()["results"][0]
     assert "domain" not in company["properties"] and "name" in company["properties"]
@@ -420,12 +403,8 @@ def test_rate_limit_refuses_request_101_within_ten_seconds(store) -> None:
     async def go() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sim.local") as client:
-            statuses = [
-                await client.get(f"{BASE}/companies?limit=1", headers=AUTH) for _ in range(101)
-            ]
-            statuses.append(
-                await client.get(f"{BASE}/companies", headers={"Authorization": "Bearer x"})
-            )
+            statuses = [await client.get(f"{BASE}/companies?limit=1", headers=AUTH) for _ in range(101)]
+            statuses.append(await client.get(f"{BASE}/companies", headers={"Authorization": "Bearer x"}))
             return statuses
 
     started = time.monotonic()
@@ -457,14 +436,8 @@ def test_edge_firm_order_archive_and_nulls(edge_store) -> None:
     assert [r["id"] for r in archived["results"]] == ["77"] and "paging" not in archived
     assert archived["results"][0]["archivedAt"] == archived["results"][0]["updatedAt"]
     assert request(app, "GET", f"{BASE}/companies/77", headers=AUTH).status_code == 404
-    assert (
-        request(app, "GET", f"{BASE}/companies/77?archived=true", headers=AUTH).status_code == 200
-    )
-    body = {
-        "filterGroups": [
-            {"filters": [{"propertyName": "vat_number", "operator": "NOT_HAS_PROPERTY"}]}
-        ]
-    }
+    assert request(app, "GET", f"{BASE}/companies/77?archived=true", headers=AUTH).status_code == 200
+    body = {"filterGroups": [{"filters": [{"propertyName": "vat_number", "operator": "NOT_HAS_PROPERTY"}]}]}
     assert [r["id"] for r in search_all(app, "companies", body)] == ["9", "1000"]
 
 
