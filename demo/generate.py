@@ -86,16 +86,17 @@ def generate(
     rows["ref/fx_rates"] = _write_fx(firm.window_start, cfg, demo_dir)
     _derive_aggregate_breaks(demo_dir, gt)
     rows["ground_truth"] = gt.write(demo_dir / "ground_truth.parquet")
+    ports = {name: port_base + i for i, name in enumerate(SIMULATORS)}
     manifest = {
         "seed": seed, "scale": scale, "as_of": cfg.as_of.isoformat(),
         "window_start": firm.window_start.isoformat(),
         "reporting_currency": cfg.reporting_currency,
         "deal_handoff_days": cfg.deal_handoff_days, "odoo_database": ODOO_DATABASE,
-        "ports": {name: port_base + i for i, name in enumerate(SIMULATORS)},
+        "ports": ports,
         "rows": dict(sorted(rows.items())), "defects_injected": dict(sorted(gt.injected.items())),
     }  # fmt: skip
     (demo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_sources_yaml(home, manifest["ports"])
+    write_sources_yaml(home, ports)
     write_credentials(home)
     return manifest
 

@@ -174,23 +174,8 @@ class GroundTruth:
         self.injected[defect] = self.injected.get(defect, 0) + 1
         if not rule_id:
             return
-        obj, source_system, target_system = RULES[rule_id]
         for f in fields:
-            self.rows.append(
-                {
-                    "rule_id": rule_id,
-                    "break_type": break_type,
-                    "object": obj,
-                    "source_system": source_system,
-                    "target_system": target_system,
-                    "source_id": None if source_id is None else str(source_id),
-                    "target_id": None if target_id is None else str(target_id),
-                    "field": f,
-                    "defect": defect,
-                    "legal_entity_id": legal_entity_id,
-                    "aging_bucket": aging,
-                }
-            )
+            self._append(rule_id, break_type, source_id, target_id, f, defect, legal_entity_id, aging)
 
     def add_derived(self, rule_id: str, break_type: str, rows: list[dict[str, str | None]]) -> None:
         """Record breaks derived by aggregating the finished tables.
@@ -201,23 +186,23 @@ class GroundTruth:
             rows: one dict per break with ``source_id``, ``target_id``, ``field`` and
                 ``legal_entity_id``.
         """
-        obj, source_system, target_system = RULES[rule_id]
         for r in rows:
-            self.rows.append(
-                {
-                    "rule_id": rule_id,
-                    "break_type": break_type,
-                    "object": obj,
-                    "source_system": source_system,
-                    "target_system": target_system,
-                    "source_id": r["source_id"],
-                    "target_id": r["target_id"],
-                    "field": r["field"],
-                    "defect": "derived",
-                    "legal_entity_id": r["legal_entity_id"],
-                    "aging_bucket": None,
-                }
-            )
+            self._append(rule_id, break_type, r["source_id"], r["target_id"], r["field"], "derived",
+                         str(r["legal_entity_id"]), None)  # fmt: skip
+
+    def _append(
+        self, rule_id: str, break_type: str, source_id: object | None, target_id: object | None,
+        field: str | None, defect: str, legal_entity_id: str, aging: str | None,
+    ) -> None:  # fmt: skip
+        obj, source_system, target_system = RULES[rule_id]
+        self.rows.append({
+            "rule_id": rule_id, "break_type": break_type, "object": obj,
+            "source_system": source_system, "target_system": target_system,
+            "source_id": None if source_id is None else str(source_id),
+            "target_id": None if target_id is None else str(target_id),
+            "field": field, "defect": defect, "legal_entity_id": legal_entity_id,
+            "aging_bucket": aging,
+        })  # fmt: skip
 
     def write(self, path: Path) -> int:
         """Write the rows sorted by rule, type and ids to ``path``; return the row count."""

@@ -358,5 +358,5 @@ def _change_project(row: Row, kind: str, p: Project, v: MasterViews, rng: random
         cur = "USD" if p.currency != "USD" else "EUR"
         row["currency_id"], row["currency_id__display"] = CURRENCY_IDS[cur], cur
     elif kind == "project_entity_changed":
-        other = "US" if p.legal_entity != "US" else "DE"
-        row["company_id"], row["company_id__display"] = company_m2o(other)
+        entity = "US" if p.legal_entity != "US" else "DE"
+        row["company_id"], row["company_id__display"] = company_m2o(entity)

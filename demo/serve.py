@@ -138,9 +138,13 @@ def serve(
             )  # fmt: skip
             for s in simulators
         ]
+        def stop_all() -> None:
+            for sv in servers:
+                sv.should_exit = True
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: [setattr(sv, "should_exit", True) for sv in servers])
+            loop.add_signal_handler(sig, stop_all)
         tasks = [asyncio.create_task(sv.serve()) for sv in servers]
         for s, task in zip(simulators, tasks, strict=True):
             for _ in range(100):
@@ -148,8 +152,7 @@ def serve(
                     break
                 await asyncio.sleep(0.1)
             if task.done() or not await asyncio.to_thread(_answers, s.url):
-                for sv in servers:
-                    sv.should_exit = True
+                stop_all()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise DemoConfigError(f"The {s.name} simulator did not start on {s.url} "
                                       "(is the port in use?)")  # fmt: skip

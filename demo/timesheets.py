@@ -122,12 +122,12 @@ def draw_month(
     assign = np.full((n_c, 3), -1, dtype=np.int64)
     n_assign = np.zeros(n_c, dtype=np.int64)
     wanted = rng.integers(1, 4, size=n_c)
-    for c in range(n_c):
-        pool = by_entity[cat.c_entity[c]]
+    for ci in range(n_c):
+        pool = by_entity[cat.c_entity[ci]]
         if len(pool):
-            k = min(int(wanted[c]), len(pool))
-            assign[c, :k] = rng.choice(pool, size=k, replace=False)
-            n_assign[c] = k
+            k = min(int(wanted[ci]), len(pool))
+            assign[ci, :k] = rng.choice(pool, size=k, replace=False)
+            n_assign[ci] = k
     workers = np.flatnonzero(n_assign)
     if not len(workers):
         return pd.DataFrame()
@@ -136,21 +136,21 @@ def draw_month(
     per_day = rng.choice(np.array([1, 2, 3]), size=len(c_day), p=[0.3, 0.45, 0.25])
     c = np.repeat(c_day, per_day)
     d = np.repeat(d_day, per_day)
-    n = len(c)
-    slot = (rng.random(n) * n_assign[c]).astype(np.int64)
+    n_rows = len(c)
+    slot = (rng.random(n_rows) * n_assign[c]).astype(np.int64)
     p = assign[c, slot]
-    hours_c = rng.integers(2, 17, size=n) * 25  # 0.50 .. 4.00 h
-    timer = rng.random(n) < 0.03
+    hours_c = rng.integers(2, 17, size=n_rows) * 25  # 0.50 .. 4.00 h
+    timer = rng.random(n_rows) < 0.03
     hours_c[timer] += rng.integers(-12, 13, size=int(timer.sum()))
-    billable = rng.random(n) < 0.88
-    task = np.where(billable, rng.integers(0, len(BILLABLE_TASKS), n),
-                    len(BILLABLE_TASKS) + rng.integers(0, len(NON_BILLABLE_TASKS), n))  # fmt: skip
+    billable = rng.random(n_rows) < 0.88
+    task = np.where(billable, rng.integers(0, len(BILLABLE_TASKS), n_rows),
+                    len(BILLABLE_TASKS) + rng.integers(0, len(NON_BILLABLE_TASKS), n_rows))  # fmt: skip
     recent = d >= np.datetime64(as_of - timedelta(days=APPROVAL_LAG_DAYS))
-    is_closed = ~recent | (rng.random(n) < 0.4)
+    is_closed = ~recent | (rng.random(n_rows) < 0.4)
     return pd.DataFrame({
-        "id": np.arange(first_id, first_id + n, dtype=np.int64), "spent_date": d,
+        "id": np.arange(first_id, first_id + n_rows, dtype=np.int64), "spent_date": d,
         "hours_c": hours_c.astype(np.int64), "c": c, "p": p, "billable": billable, "task": task,
-        "note": rng.integers(0, len(NOTES), n), "is_closed": is_closed,
+        "note": rng.integers(0, len(NOTES), n_rows), "is_closed": is_closed,
     })  # fmt: skip
 
 
