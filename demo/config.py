@@ -42,8 +42,9 @@ SCALES: dict[Scale, ScaleSpec] = {
     # about 150 thousand time entries
     "default": ScaleSpec(customers=320, prospects=60, consultants=290, projects_per_customer=1.8),
     # about 10.1 million time entries, streamed month by month in parts of 500 thousand rows
-    "large": ScaleSpec(customers=4000, prospects=500, consultants=20800, projects_per_customer=2.0,
-                       parquet_rows=500_000),
+    "large": ScaleSpec(
+        customers=4000, prospects=500, consultants=20800, projects_per_customer=2.0, parquet_rows=500_000
+    ),
 }
 
 

@@ -138,6 +138,7 @@ def serve(
             )  # fmt: skip
             for s in simulators
         ]
+
         def stop_all() -> None:
             for sv in servers:
                 sv.should_exit = True
