@@ -106,11 +106,14 @@ class FaultState:
         """Consume one injected 429; True when this request must be refused."""
         return self._take("extra_429")
 
-    def take_5xx(self, page: int | None) -> bool:
-        """Return True when this request must answer a server error (counter or page fault)."""
-        if page is not None and page in self._spec.error_5xx_pages:
-            return True
+    def take_5xx(self) -> bool:
+        """Consume one injected server error; True when this request must answer one."""
         return self._take("error_5xx")
+
+    def failing_page(self, page: int | None) -> bool:
+        """Return True when this listing page always answers a server error."""
+        with self._lock:
+            return page is not None and page in self._spec.error_5xx_pages
 
     def take_delay_s(self) -> float:
         """Return the delay in seconds to apply to this request (0 when none)."""
@@ -118,7 +121,8 @@ class FaultState:
 
     def malformed(self, page: int | None) -> bool:
         """Return True when this listing page must be sent as cut-off JSON."""
-        return page is not None and page in self._spec.malformed_pages
+        with self._lock:
+            return page is not None and page in self._spec.malformed_pages
 
     def reshape(self, resource: str, record: dict[str, Any]) -> dict[str, Any]:
         """Apply dropped and renamed fields of ``resource`` to one record (a new dict)."""

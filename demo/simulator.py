@@ -113,7 +113,7 @@ class SimulatorState:
 
         Vendor handlers call this with the 1-based page number of a listing request.
         """
-        if page is not None and page in self.faults.spec.error_5xx_pages:
+        if self.faults.failing_page(page):
             return self.errors.server_error(self.faults.spec.error_status)
         if self.faults.malformed(page):
             return Response(cut_json(payload), media_type="application/json")
@@ -185,7 +185,7 @@ async def _guarded(
     delay_s = state.faults.take_delay_s()
     if delay_s:
         await asyncio.sleep(delay_s)
-    if state.faults.take_5xx(None):
+    if state.faults.take_5xx():
         return state.errors.server_error(state.faults.spec.error_status)
     return await call_next(request)
 
