@@ -8,6 +8,8 @@ header or message reaches an error before it has been redacted.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthFailed",
     "ExtractorError",
@@ -66,27 +68,8 @@ class RateLimited(SourceUnavailable):
         retry_after_s: the source's last ``Retry-After`` in seconds, or None when it sent none.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after_s: float | None = None,
-        source_system: str | None = None,
-        entity: str | None = None,
-        run_id: str | None = None,
-        url: str | None = None,
-        status_code: int | None = None,
-        attempts: int = 0,
-    ) -> None:
-        super().__init__(
-            message,
-            source_system=source_system,
-            entity=entity,
-            run_id=run_id,
-            url=url,
-            status_code=status_code,
-            attempts=attempts,
-        )
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
         self.retry_after_s = retry_after_s
 
 
