@@ -98,14 +98,14 @@ def demo_serve(
     ] = None,
 ) -> None:
     """Serve the demo firm through the HubSpot, Harvest and Odoo simulators until Ctrl-C."""
-    from demo.faults import FaultFileError
-    from demo.serve import DemoConfigError, build_simulators, load_fault_file, serve
+    from demo.faults import FaultFileError, load_faults
+    from demo.serve import DemoConfigError, build_simulators, serve
 
     if not host.startswith("127.") and host not in ("localhost", "::1"):
         raise typer.BadParameter("the simulators only listen on loopback", param_hint="--host")
     home = _home(home)
     try:
-        sims = build_simulators(home, host=host, faults=load_fault_file(faults), env=os.environ)
+        sims = build_simulators(home, host=host, faults=load_faults(faults) if faults else {}, env=os.environ)
         serve(
             sims,
             host=host,

@@ -159,11 +159,10 @@ def _erp_lines(
     e["amount_c"] = e["hours_c"] * cat.c_cost[e["c"].to_numpy()]
     next_line += len(e)
     ids = df["id"]
-    for kind in TIME_DEFECTS[1:]:
+    changed = [k for k in TIME_DEFECTS if k not in ("time_not_posted", "time_double_posted")]
+    for kind in changed:
         for row in plan[kind]:
             target = int(e.at[row, "erp_id"])
-            if kind == "time_double_posted":
-                continue
             _change_line(cat, e, row, kind, rng, first, last)
             gt.add(kind, source_id=int(ids[row]), target_id=target,
                    legal_entity_id=cat.p_entity[df.at[row, "p"]])  # fmt: skip

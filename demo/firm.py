@@ -118,10 +118,6 @@ class Project:
         """Return the project's currency (its customer's)."""
         return self.customer.currency
 
-    def active_in(self, first: date, last: date) -> bool:
-        """Return True when the project runs on any day of ``[first, last]``."""
-        return self.starts_on <= last and self.ends_on >= first
-
 
 @dataclass
 class Deal:

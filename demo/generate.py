@@ -118,7 +118,6 @@ def _derive_aggregate_breaks(demo_dir: Path, gt: GroundTruth) -> None:
     """
     con = duckdb.connect()
     create_views(con, demo_dir)
-    cols = "source_id, target_id, field, legal_entity_id"
     totals = con.execute(f"""
         WITH s AS (SELECT project_code AS code, strftime(spent_date, '%Y-%m') AS period,
                           sum(hours) AS hours
@@ -133,8 +132,7 @@ def _derive_aggregate_breaks(demo_dir: Path, gt: GroundTruth) -> None:
         FROM s FULL JOIN t ON s.code = t.code AND s.period = t.period
         WHERE abs(coalesce(s.hours, 0) - coalesce(t.hours, 0)) > {AGGREGATE_HOURS_TOLERANCE}::DECIMAL(18,2)
         ORDER BY 1""").fetchall()  # fmt: skip
-    gt.add_derived("time_totals_psa_erp", "aggregate_mismatch",
-                   [dict(zip(cols.split(", "), r, strict=True)) for r in totals])  # fmt: skip
+    gt.add_derived("time_totals_psa_erp", "aggregate_mismatch", totals)
     invoices = con.execute(f"""
         WITH billed AS (SELECT invoice_id, sum(hours * billable_rate) AS amount
                         FROM "psa/time_entries" WHERE invoice_id IS NOT NULL GROUP BY ALL),
@@ -148,8 +146,7 @@ def _derive_aggregate_breaks(demo_dir: Path, gt: GroundTruth) -> None:
         LEFT JOIN billed b ON b.invoice_id = i.id
         WHERE abs(coalesce(b.amount, 0) - m.amount_untaxed) > {INVOICE_AMOUNT_TOLERANCE}::DECIMAL(18,2)
         ORDER BY 1""").fetchall()  # fmt: skip
-    gt.add_derived("invoice_vs_time", "aggregate_mismatch",
-                   [dict(zip(cols.split(", "), r, strict=True)) for r in invoices])  # fmt: skip
+    gt.add_derived("invoice_vs_time", "aggregate_mismatch", invoices)
     con.close()
 
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -177,18 +178,17 @@ class GroundTruth:
         for f in fields:
             self._append(rule_id, break_type, source_id, target_id, f, defect, legal_entity_id, aging)
 
-    def add_derived(self, rule_id: str, break_type: str, rows: list[dict[str, str | None]]) -> None:
+    def add_derived(self, rule_id: str, break_type: str, rows: list[tuple[Any, ...]]) -> None:
         """Record breaks derived by aggregating the finished tables.
 
         Args:
             rule_id: the rule that must report them.
             break_type: their break type.
-            rows: one dict per break with ``source_id``, ``target_id``, ``field`` and
-                ``legal_entity_id``.
+            rows: one tuple per break: (source_id, target_id, field, legal_entity_id).
         """
-        for r in rows:
-            self._append(rule_id, break_type, r["source_id"], r["target_id"], r["field"], "derived",
-                         str(r["legal_entity_id"]), None)  # fmt: skip
+        for source_id, target_id, field_name, legal_entity_id in rows:
+            self._append(rule_id, break_type, source_id, target_id, field_name, "derived",
+                         str(legal_entity_id), None)  # fmt: skip
 
     def _append(
         self, rule_id: str, break_type: str, source_id: object | None, target_id: object | None,

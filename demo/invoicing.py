@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from demo.firm import ENTITY, add_months
+from demo.firm import ENTITY, add_months, month_start
 from demo.ground_truth import GroundTruth
 from demo.master import CURRENCY_IDS, company_m2o, ts
 from demo.timesheets import Catalog
@@ -73,7 +73,7 @@ class Billing:
 
 
 def _status(rng: random.Random, issue: date, due: date, as_of: date, fixed: bool) -> tuple[str, date | None]:
-    if add_months(issue, 0) == add_months(as_of, 0):
+    if month_start(issue) == month_start(as_of):
         return ("draft" if rng.random() < 0.15 else "posted"), None
     if fixed and rng.random() < 0.02:
         return "cancelled", None

@@ -20,7 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from demo import harvest, hubspot, odoo
-from demo.faults import FaultSpec, FaultState, load_faults
+from demo.faults import FaultSpec, FaultState
 from demo.generate import CREDENTIAL_VARS
 from demo.simulator import SimulatorState
 from demo.store import DemoStore
@@ -89,11 +89,6 @@ def build_simulators(
         ),  # fmt: skip
     }
     return [Simulator(n, app, st, f"http://{host}:{ports[n]}") for n, (app, st) in apps.items()]
-
-
-def load_fault_file(path: Path | None) -> dict[str, FaultSpec]:
-    """Return the faults of ``path`` (see ``demo.faults.load_faults``), or none."""
-    return load_faults(path) if path else {}
 
 
 class _Server(uvicorn.Server):

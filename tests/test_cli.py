@@ -58,7 +58,15 @@ def test_generate_uses_tieout_home_and_writes_config_without_secrets(tmp_path: P
     assert not any(value in sources_text for value in secrets.values())
 
 
-def test_home_option_wins_and_bad_arguments_are_refused(tmp_path: Path) -> None:
+def test_home_option_wins_over_tieout_home(tmp_path: Path) -> None:
+    args = ["demo", "generate", "--scale", "small", "--as-of", str(AS_OF), "--home", str(tmp_path / "opt")]
+    result = runner.invoke(app, args, env={"TIEOUT_HOME": str(tmp_path / "env")})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "opt" / "demo" / "manifest.json").exists()
+    assert not (tmp_path / "env").exists()
+
+
+def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "generate", "--home", str(tmp_path / "h"), "--scale", "huge"])
     assert result.exit_code == 2
     assert "huge" in result.output
