@@ -346,7 +346,37 @@ class HttpClient:
         )
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._secret_hint = secret_hint or f"RECON__{source_system.upper()}__API_TOKEN"
+        self._secret_hint = secret_hint or f"the {source_system} credentials in sources.yaml"
+        self._owns_client = False
+
+    @classmethod
+    def open(
+        cls,
+        base_url: str,
+        *,
+        source_system: str,
+        headers: Mapping[str, str] | None = None,
+        transport: Any = None,
+        **kwargs: Any,
+    ) -> HttpClient:
+        """Build a client on a new ``httpx.Client`` for ``base_url`` (closed by :meth:`close`).
+
+        Args:
+            base_url: the API's base URL.
+            source_system: as in the constructor.
+            headers: headers sent with every request (auth, correlation id).
+            transport: an httpx transport for tests (``httpx.MockTransport``), or None for the network.
+            **kwargs: the constructor's other keyword arguments.
+        """
+        client = httpx.Client(base_url=base_url, headers=dict(headers or {}), transport=transport)
+        made = cls(client, source_system=source_system, **kwargs)
+        made._owns_client = True
+        return made
+
+    def close(self) -> None:
+        """Close the underlying httpx client if :meth:`open` made it."""
+        if self._owns_client:
+            self.client.close()
 
     # -- public API --
 

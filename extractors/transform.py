@@ -1,0 +1,123 @@
+"""Raw records to a staged snapshot: map, quarantine, de-duplicate, merge an incremental pull.
+
+Runs in an in-memory DuckDB connection of the pipeline (spilling to the staging folder) and writes:
+
+- ``<staged>/canonical/data.parquet``: the snapshot's rows (lineage + canonical columns), one per
+  key. An incremental pull's rows replace the previous snapshot's rows with the same key, and
+  the previous rows not received again are carried over (keeping the run that fetched them),
+  so every snapshot is the object's complete current state.
+- ``<staged>/quarantine/data.parquet`` (only when rows were refused): ``system``, ``snapshot_id``,
+  ``run_id``, ``extracted_at``, ``record_key``, ``reason``, ``record`` (raw JSON). A record whose key
+  appears again later in the same pull is kept once (the later one wins) and the earlier copy is
+  quarantined as superseded, so nothing received goes uncounted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from data.canonical import LINEAGE, CanonicalTable
+from extractors.mapping import ObjectMapping, compile_mapping
+
+__all__ = ["SnapshotCounts", "build_snapshot"]
+
+
+@dataclass(frozen=True)
+class SnapshotCounts:
+    """What a staged snapshot holds.
+
+    Attributes:
+        received: raw records received by this run. selected: those the mapping's ``where`` kept.
+        rows: canonical rows of the snapshot (carried-over rows included). quarantined: rows refused.
+        carried: rows carried over from the previous snapshot. cursor: max ``updated_at`` (ISO), or None.
+    """
+
+    received: int
+    selected: int
+    rows: int
+    quarantined: int
+    carried: int
+    cursor: str | None
+
+
+def build_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    raw: str,
+    json_records: bool,
+    mapping: ObjectMapping,
+    table: CanonicalTable,
+    value_maps: Mapping[str, Mapping[str, str]],
+    lineage: Mapping[str, str],
+    staged: Path,
+    previous: Path | None,
+) -> SnapshotCounts:
+    """Map the raw relation ``raw`` and write the staged snapshot files under ``staged``.
+
+    Args:
+        con: a DuckDB connection (TimeZone UTC).
+        raw: SQL relation of the raw records (:meth:`extractors.staging.RawSink.relation`).
+        json_records: whether ``raw`` holds JSON ``record`` text.
+        mapping / table / value_maps: see :func:`extractors.mapping.compile_mapping`.
+        lineage: SQL literals for ``system``, ``snapshot_id``, ``run_id``, ``extracted_at``.
+        staged: the run's staging folder.
+        previous: the previous snapshot's canonical folder to merge into (incremental pulls),
+            or None for a full pull.
+
+    Raises:
+        duckdb.Error: a mapping expression is not valid SQL for these records (the message names it).
+    """
+    key = table.key
+    query = compile_mapping(mapping, table, value_maps, raw=raw, lineage=lineage, json_records=json_records)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE mapped AS SELECT *, row_number() OVER "
+        f"(PARTITION BY _reason = '', {key} ORDER BY _pos DESC) AS _rank FROM ({query})"
+    )
+    columns = ", ".join(c.name for c in (*LINEAGE, *table.columns))
+    latest = f"SELECT {columns} FROM mapped WHERE _reason = '' AND _rank = 1"
+    carried_sql = ""
+    if previous is not None:
+        carried_columns = columns.replace("snapshot_id", f"{lineage['snapshot_id']} AS snapshot_id", 1)
+        carried_sql = (
+            f" UNION ALL SELECT {carried_columns} "
+            f"FROM read_parquet('{previous}/*.parquet') WHERE {key} NOT IN "
+            f"(SELECT {key} FROM mapped WHERE _reason = '' AND _rank = 1)"
+        )
+    canonical = staged / "canonical" / "data.parquet"
+    canonical.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY ({latest}{carried_sql}) TO '{canonical}' (FORMAT parquet, COMPRESSION zstd)")
+    bad = (
+        f"SELECT system, snapshot_id, run_id, extracted_at, CAST({key} AS VARCHAR) AS record_key, "
+        "_reason AS reason, _record AS record FROM mapped WHERE _reason <> '' UNION ALL "
+        f"SELECT system, snapshot_id, run_id, extracted_at, CAST({key} AS VARCHAR), "
+        f"'superseded: a later record in the same pull has the same {key}', "
+        f"CAST(to_json(struct_pack({', '.join(table.names)})) AS VARCHAR) FROM mapped "
+        "WHERE _reason = '' AND _rank > 1"
+    )
+    quarantined = _count(con, f"SELECT count(*) FROM ({bad})")
+    if quarantined:
+        target = staged / "quarantine" / "data.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY ({bad}) TO '{target}' (FORMAT parquet)")
+    stats = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE run_id <> {lineage['run_id']}), "
+        f"CAST(max(updated_at) AS VARCHAR) FROM read_parquet('{canonical}')"
+    ).fetchone()
+    assert stats is not None
+    return SnapshotCounts(
+        received=_count(con, f"SELECT count(*) FROM {raw}"),
+        selected=_count(con, "SELECT count(*) FROM mapped"),
+        rows=int(stats[0]),
+        quarantined=quarantined,
+        carried=int(stats[1]),
+        cursor=stats[2],
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
