@@ -120,6 +120,84 @@ def demo_serve(
         raise typer.Exit(2) from exc
 
 
+@app.command("extract")
+def extract_cmd(
+    home: HomeOption = Path("data"),
+    system: Annotated[
+        list[str] | None, typer.Option("--system", help="System slug from sources.yaml (repeatable).")
+    ] = None,
+    obj: Annotated[
+        list[str] | None,
+        typer.Option("--object", help="customers, projects, time_entries or invoices (repeatable)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Ignore incremental cursors; pull everything.")
+    ] = False,
+) -> None:
+    """Extract snapshots now: each object of each system, with progress and a summary table.
+
+    Exits 0 when every run succeeded, 1 when one failed (the others still ran), 2 on a bad
+    configuration, 3 when another pipeline run is in progress.
+    """
+    from data.lock import PipelineBusy
+    from extractors.config import ConfigError
+    from extractors.report import ExtractProgress, print_summary
+    from extractors.run import extract
+
+    home = _home(home)
+    try:
+        with ExtractProgress() as progress:
+            results = extract(home, systems=system, objects=obj, full=full, on_progress=progress.update,
+                              on_result=progress.finish)  # fmt: skip
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except PipelineBusy as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    print_summary(results)
+    if any(r.status != "succeeded" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_cmd(
+    home: HomeOption = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Per system and object: the current snapshot, its age against the SLA and the last runs."""
+    import json
+
+    from extractors.config import ConfigError
+    from extractors.report import print_status
+    from extractors.status import object_status
+
+    home = _home(home)
+    try:
+        statuses = object_status(home)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps([s.as_json() for s in statuses], indent=2))
+    else:
+        print_status(statuses)
+
+
+@app.command("schedule")
+def schedule_cmd(home: HomeOption = Path("data")) -> None:
+    """Run the pipeline per system on the schedules of sources.yaml until Ctrl-C."""
+    from extractors.config import ConfigError
+    from extractors.schedule import run_scheduler
+
+    home = _home(home)
+    try:
+        run_scheduler(home, on_event=typer.echo)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 _VENDOR = {"hubspot": "HubSpot CRM v3", "harvest": "Harvest v2", "odoo": "Odoo JSON-RPC and JSON-2"}
 
 

@@ -103,6 +103,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A result row as a dict with aware UTC datetimes."""
-    return {k: as_utc(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    return {str(k): as_utc(v) if isinstance(v, datetime) else v for k, v in row.items()}

@@ -98,7 +98,8 @@ def view_statements(lake: Lake) -> list[str]:
             "USING (system, snapshot_id)"
         )
         quarantine.append(
-            f"SELECT '{name}' AS object, q.* FROM read_parquet('{lake.quarantine_glob(name)}') AS q SEMI JOIN "
+            f"SELECT '{name}' AS object, q.* FROM read_parquet('{lake.quarantine_glob(name)}') AS q "
+            "SEMI JOIN "
             f"(SELECT system, snapshot_id FROM snapshots WHERE current AND object = '{name}') AS m "
             "USING (system, snapshot_id)"
         )

@@ -57,8 +57,10 @@ class Connector(Protocol):
         ...
 
     def extract(self, obj: str, sink: RawSink, *, since: datetime | None) -> None:
-        """Fetch every raw record of ``obj`` (only those changed at or after ``since``, if given)
-        into ``sink``.
+        """Fetch every raw record of ``obj`` into ``sink`` (only those changed since ``since``, if given).
+
+        Connectors of files and SQL sources learn their columns here, so the pipeline calls
+        :meth:`default_mapping` after ``extract``.
 
         Raises:
             extractors.errors.ExtractorError: the source failed (message names system, object, cause).

@@ -33,8 +33,6 @@ import yaml
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data.canonical import OBJECTS
-
 __all__ = [
     "ConfigError",
     "FilesSystem",

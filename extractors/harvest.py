@@ -38,6 +38,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "invoices": Endpoint("/v2/invoices", "invoices"),
 }
 
+_HOURS = "CAST($.hours AS DECIMAL(18,2))"
 _TIMESTAMPS = {"created_at": "$.created_at", "updated_at": "$.updated_at"}
 
 MAPPINGS: dict[str, ObjectMapping] = {
@@ -58,8 +59,8 @@ MAPPINGS: dict[str, ObjectMapping] = {
         "spent_date": "$.spent_date", "billing_period": "left($.spent_date, 7)", "hours": "$.hours",
         "billable": "$.billable", "approved": "$.is_closed", "bill_rate": "$.billable_rate",
         "cost_rate": "$.cost_rate",
-        "billable_amount": "round(CAST($.hours AS DECIMAL(18,2)) * CAST($.billable_rate AS DECIMAL(18,2)), 2)",
-        "cost_amount": "round(CAST($.hours AS DECIMAL(18,2)) * CAST($.cost_rate AS DECIMAL(18,2)), 2)",
+        "billable_amount": f"round({_HOURS} * CAST($.billable_rate AS DECIMAL(18,2)), 2)",
+        "cost_amount": f"round({_HOURS} * CAST($.cost_rate AS DECIMAL(18,2)), 2)",
         "currency": "$.client.currency", "invoice_id": "$.invoice.id", "psa_id": "$.id", **_TIMESTAMPS,
     }),
     "invoices": ObjectMapping("invoices", {
@@ -67,7 +68,8 @@ MAPPINGS: dict[str, ObjectMapping] = {
         "issue_date": "$.issue_date", "due_date": "$.due_date", "period_start": "$.period_start",
         "period_end": "$.period_end", "billing_period": "left($.period_start, 7)",
         "currency": "$.currency",
-        "amount_untaxed": "CAST($.amount AS DECIMAL(18,2)) - coalesce(CAST($.tax_amount AS DECIMAL(18,2)), 0)",
+        "amount_untaxed": "CAST($.amount AS DECIMAL(18,2))"
+        " - coalesce(CAST($.tax_amount AS DECIMAL(18,2)), 0)",
         "tax_amount": "$.tax_amount", "amount_total": "$.amount", "amount_due": "$.due_amount",
         "status": Lookup("$.state", "harvest_invoice_state"), "psa_id": "$.id", "psa_number": "$.number",
         **_TIMESTAMPS,

@@ -21,7 +21,15 @@ from dataclasses import dataclass, replace
 
 from data.canonical import LINEAGE, CanonicalTable
 
-__all__ = ["Expr", "Lookup", "ObjectMapping", "compile_mapping", "expand_paths", "sql_literal"]
+__all__ = [
+    "Expr",
+    "Lookup",
+    "ObjectMapping",
+    "compile_mapping",
+    "expand_paths",
+    "required_paths",
+    "sql_literal",
+]
 
 _PATH = re.compile(r"\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])+)")
 
@@ -69,6 +77,17 @@ def expand_paths(expr: str) -> str:
     return _PATH.sub(lambda m: f"json_extract_string(record, '${m.group(1)}')", expr)
 
 
+def required_paths(mapping: ObjectMapping, table: CanonicalTable) -> list[tuple[str, str]]:
+    """The ``(column, $.path)`` pairs that required canonical columns read from JSON records."""
+    pairs: list[tuple[str, str]] = []
+    for col in table.columns:
+        spec = mapping.fields.get(col.name)
+        if col.required and spec is not None:
+            expr = spec.value if isinstance(spec, Lookup) else spec
+            pairs.extend((col.name, "$" + m.group(1)) for m in _PATH.finditer(expr))
+    return pairs
+
+
 def sql_literal(value: str) -> str:
     """Return ``value`` as a SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
@@ -105,7 +124,11 @@ def compile_mapping(
                 checks.append(f"'{col.name}: not mapped'")
             continue
         source = _expr(spec.value if isinstance(spec, Lookup) else spec, json_records)
-        value = f"CAST(({source}) AS VARCHAR)" if isinstance(spec, Lookup) or col.sql_type == "VARCHAR" else source
+        value = (
+            f"CAST(({source}) AS VARCHAR)"
+            if isinstance(spec, Lookup) or col.sql_type == "VARCHAR"
+            else source
+        )
         if isinstance(spec, Lookup):
             value = _lookup(value, spec, value_maps)
             if spec.strict:
@@ -125,7 +148,11 @@ def compile_mapping(
         )
         if col.required:
             checks.append(f"CASE WHEN {value_col} IS NULL THEN '{col.name}: missing' END")
-    reason = f"array_to_string(list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL), '; ')" if checks else "''"
+    reason = (
+        f"array_to_string(list_filter([{', '.join(checks)}], lambda x: x IS NOT NULL), '; ')"
+        if checks
+        else "''"
+    )
     record = "_raw" if json_records else "CAST(to_json(_raw) AS VARCHAR)"
     lineage_cols = ", ".join(f"{lineage[c.name]} AS {c.name}" for c in LINEAGE)
     where = f"WHERE {_expr(mapping.where, json_records)}" if mapping.where else ""

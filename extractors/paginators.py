@@ -312,14 +312,15 @@ class OffsetLimitPaging(Paginator):
     """Ask for ``limit`` records from ``offset`` 0, limit, 2·limit, … (Odoo's ``search_read``).
 
     The last page is the first one with fewer than ``limit`` records. Offset and limit go into the
-    query, or into the JSON body at ``body_path`` (Odoo JSON-RPC: ``"params.kwargs"``).
+    query, or into the JSON body at ``body_path`` (Odoo JSON-RPC ``execute_kw``: ``"params.args.6"``,
+    the keyword arguments that follow db, uid, password, model, method and the positional args).
 
     Args:
         limit: records per page.
         offset_param: name of the offset parameter.
         limit_param: name of the limit parameter.
-        body_path: dotted path of the object in the JSON body that takes offset and limit, or
-            None to send them as query parameters.
+        body_path: dotted path of the object in the JSON body that takes offset and limit (a
+            numeric segment indexes a list), or None to send them as query parameters.
         max_pages: see :class:`Paginator`; it is what stops a source that ignores ``offset``.
     """
 
@@ -362,7 +363,7 @@ class OffsetLimitPaging(Paginator):
         body = copy.deepcopy(base.json) if base.json is not None else {}
         target = body
         for key in filter(None, self.body_path.split(".")):
-            target = target.setdefault(key, {})
+            target = target[int(key)] if isinstance(target, list) else target.setdefault(key, {})
         target[self.offset_param] = offset
         target[self.limit_param] = self.limit
         return replace(base, json=body)

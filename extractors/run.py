@@ -142,7 +142,9 @@ def _select(
     wanted = set(objects) if objects is not None else None
     for obj in wanted or ():
         canonical_table(obj)
-    selected = [(s, [o for o in config.systems[s].objects if wanted is None or o in wanted]) for s in slugs]
+    selected = [
+        (s, [str(o) for o in config.systems[s].objects if wanted is None or o in wanted]) for s in slugs
+    ]
     selected = [(s, objs) for s, objs in selected if objs]
     if not selected:
         raise ConfigError(
@@ -177,9 +179,13 @@ def _run_object(
         con.execute(EXTRACTION_RUNS.insert().values(**_row(run)))
     staged = lake.staging_root / run.run_id
     before = _http_counts(connector)
-    sink = RawSink(staged / "raw", on_page=(lambda p, n: on_progress(slug, obj, p, n)) if on_progress else None)
+    sink = RawSink(
+        staged / "raw", on_page=(lambda p, n: on_progress(slug, obj, p, n)) if on_progress else None
+    )
     try:
-        since = datetime.fromisoformat(previous.cursor) if incremental and previous and previous.cursor else None
+        since = (
+            datetime.fromisoformat(previous.cursor) if incremental and previous and previous.cursor else None
+        )
         connector.extract(obj, sink, since=since)
         raw, json_records = sink.relation()
         lineage = {
@@ -200,7 +206,9 @@ def _run_object(
                 value_maps=value_maps(cfg.value_maps),
                 lineage=lineage,
                 staged=staged,
-                previous=lake.canonical_dir(obj, slug, previous.snapshot_id) if incremental and previous else None,
+                previous=lake.canonical_dir(obj, slug, previous.snapshot_id)
+                if incremental and previous
+                else None,
             )
         finally:
             duck.close()
@@ -231,7 +239,9 @@ def _run_object(
         run.pages = sink.pages
         _add_http_counts(run, before, _http_counts(connector))
         with engine.begin() as con:
-            con.execute(EXTRACTION_RUNS.update().where(EXTRACTION_RUNS.c.run_id == run.run_id).values(**_row(run)))
+            con.execute(
+                EXTRACTION_RUNS.update().where(EXTRACTION_RUNS.c.run_id == run.run_id).values(**_row(run))
+            )
     return run
 
 
@@ -240,7 +250,10 @@ def _mapping(connector: Connector, cfg: SystemConfig, obj: str) -> ObjectMapping
     override = cfg.mappings.get(obj)  # type: ignore[call-overload]
     if override is None:
         return base
-    fields = {k: Lookup(v.value, v.map, v.strict) if not isinstance(v, str) else v for k, v in override.fields.items()}
+    fields = {
+        k: Lookup(v.value, v.map, v.strict) if not isinstance(v, str) else v
+        for k, v in override.fields.items()
+    }
     return base.overridden(fields, override.where)
 
 
@@ -251,7 +264,9 @@ def _http_counts(connector: Connector) -> tuple[int, int, Counter[int]]:
     return stats.requests, stats.retries, Counter(stats.status_counts)
 
 
-def _add_http_counts(run: RunResult, before: tuple[int, int, Counter[int]], after: tuple[int, int, Counter[int]]) -> None:
+def _add_http_counts(
+    run: RunResult, before: tuple[int, int, Counter[int]], after: tuple[int, int, Counter[int]]
+) -> None:
     run.requests = after[0] - before[0]
     run.retries = after[1] - before[1]
     run.http_status_counts = {str(k): v for k, v in sorted((after[2] - before[2]).items())}

@@ -24,6 +24,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from extractors.mapping import sql_literal
+
 __all__ = ["RawSink", "dumps_record"]
 
 _JSON_SCHEMA = pa.schema([("page", pa.int32()), ("record", pa.string())])
@@ -49,7 +51,13 @@ def dumps_record(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(dumps_record(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps_record(v)}" for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ",".join(
+                f"{json.dumps(str(k), ensure_ascii=False)}:{dumps_record(v)}" for k, v in value.items()
+            )
+            + "}"
+        )
     raise TypeError(f"cannot store {type(value).__name__} in a raw JSON record")
 
 
@@ -113,16 +121,25 @@ class RawSink:
         An empty extraction (no page at all) gives an empty JSON relation.
         """
         self.close()
-        data = str(self.folder / "data.parquet")
+        data = sql_literal(str(self.folder / "data.parquet"))
         if self._form in (None, "json"):
             if self._form is None:
-                return "(SELECT CAST(NULL AS INTEGER) AS page, CAST(NULL AS VARCHAR) AS record WHERE false)", True
-            return f"read_parquet('{data}')", True
+                return (
+                    "(SELECT CAST(NULL AS INTEGER) AS page, CAST(NULL AS VARCHAR) AS record WHERE false)",
+                    True,
+                )
+            return f"read_parquet({data})", True
         if self._form == "table":
-            return f"read_parquet('{data}')", False
-        files = ", ".join(f"'{f}'" for f in self._files)
+            return f"read_parquet({data})", False
+        files = ", ".join(sql_literal(str(f)) for f in self._files)
         if self._form == "csv":
-            return f"read_csv([{files}], header = true, all_varchar = true, union_by_name = true)", False
+            # null_padding: a row shorter than the header is padded with NULLs instead of making the
+            # sniffer fall back to one column.
+            return (
+                f"read_csv([{files}], header = true, all_varchar = true, union_by_name = true, "
+                "null_padding = true)",
+                False,
+            )
         return f"read_parquet([{files}], union_by_name = true)", False
 
     def _set_form(self, form: Form) -> None:

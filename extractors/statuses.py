@@ -12,6 +12,10 @@ Canonical sets: project and customer ``status`` is ``active`` or ``archived``; i
 
 from __future__ import annotations
 
+from functools import cache
+
+import pycountry
+
 __all__ = ["STATUS_MAPS", "value_maps"]
 
 _ACTIVE = {"true": "active", "false": "archived"}
@@ -57,21 +61,28 @@ STATUS_MAPS: dict[str, dict[str, str]] = {
 }
 
 
+@cache
 def _country_codes() -> dict[str, str]:
     # Names as HubSpot and Odoo display them ("United States", "Germany"), the official and common
     # names, and the codes themselves, all to ISO 3166-1 alpha-2.
-    import pycountry
-
     codes: dict[str, str] = {}
     for c in pycountry.countries:
-        for name in (c.alpha_2, c.alpha_3, c.name, getattr(c, "common_name", None), getattr(c, "official_name", None)):
+        for name in (
+            c.alpha_2,
+            c.alpha_3,
+            c.name,
+            getattr(c, "common_name", None),
+            getattr(c, "official_name", None),
+        ):
             if name:
                 codes[name] = c.alpha_2
     return codes
 
 
 def value_maps(configured: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    """The value maps a mapping may look up: the status maps, ``countries`` (name or code ->
-    ISO 3166-1 alpha-2), ``legal_entities`` (empty unless configured) and sources.yaml's
-    ``value_maps`` of the system, which win."""
+    """The value maps a mapping may look up, sources.yaml's ``value_maps`` of the system winning.
+
+    Built in: the status maps, ``countries`` (name or code -> ISO 3166-1 alpha-2) and
+    ``legal_entities`` (empty unless configured).
+    """
     return {**STATUS_MAPS, "countries": _country_codes(), "legal_entities": {}, **configured}

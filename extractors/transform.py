@@ -21,7 +21,8 @@ from pathlib import Path
 import duckdb
 
 from data.canonical import LINEAGE, CanonicalTable
-from extractors.mapping import ObjectMapping, compile_mapping
+from extractors.errors import SchemaDrift
+from extractors.mapping import ObjectMapping, compile_mapping, required_paths, sql_literal
 
 __all__ = ["SnapshotCounts", "build_snapshot"]
 
@@ -62,15 +63,20 @@ def build_snapshot(
         con: a DuckDB connection (TimeZone UTC).
         raw: SQL relation of the raw records (:meth:`extractors.staging.RawSink.relation`).
         json_records: whether ``raw`` holds JSON ``record`` text.
-        mapping / table / value_maps: see :func:`extractors.mapping.compile_mapping`.
+        mapping: the object's mapping (defaults plus sources.yaml overrides).
+        table: the canonical table it maps to.
+        value_maps: the maps its lookups use (:func:`extractors.statuses.value_maps`).
         lineage: SQL literals for ``system``, ``snapshot_id``, ``run_id``, ``extracted_at``.
         staged: the run's staging folder.
         previous: the previous snapshot's canonical folder to merge into (incremental pulls),
             or None for a full pull.
 
     Raises:
+        SchemaDrift: JSON records all lack a field a required column reads, or every record was refused.
         duckdb.Error: a mapping expression is not valid SQL for these records (the message names it).
     """
+    if json_records:
+        _check_drift(con, raw, mapping, table)
     key = table.key
     query = compile_mapping(mapping, table, value_maps, raw=raw, lineage=lineage, json_records=json_records)
     con.execute(
@@ -103,6 +109,13 @@ def build_snapshot(
         target = staged / "quarantine" / "data.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"COPY ({bad}) TO '{target}' (FORMAT parquet)")
+    selected = _count(con, "SELECT count(*) FROM mapped")
+    if selected and quarantined == selected:
+        first = con.execute("SELECT _reason FROM mapped WHERE _reason <> '' LIMIT 1").fetchone()
+        raise SchemaDrift(
+            f"every one of the {selected} records was refused (first reason: {first[0] if first else '?'}); "
+            "the previous snapshot stays current. Check the mapping in sources.yaml against the source."
+        )
     stats = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE run_id <> {lineage['run_id']}), "
         f"CAST(max(updated_at) AS VARCHAR) FROM read_parquet('{canonical}')"
@@ -110,12 +123,33 @@ def build_snapshot(
     assert stats is not None
     return SnapshotCounts(
         received=_count(con, f"SELECT count(*) FROM {raw}"),
-        selected=_count(con, "SELECT count(*) FROM mapped"),
+        selected=selected,
         rows=int(stats[0]),
         quarantined=quarantined,
         carried=int(stats[1]),
         cursor=stats[2],
     )
+
+
+def _check_drift(
+    con: duckdb.DuckDBPyConnection, raw: str, mapping: ObjectMapping, table: CanonicalTable
+) -> None:
+    """Refuse a pull whose records all lack a field that a required column reads (renamed upstream?)."""
+    pairs = required_paths(mapping, table)
+    if not pairs:
+        return
+    counts = ", ".join(f"count(*) FILTER (WHERE json_exists(record, {sql_literal(p)}))" for _, p in pairs)
+    row = con.execute(f"SELECT count(*), {counts} FROM {raw}").fetchone()
+    assert row is not None
+    if not row[0]:
+        return
+    missing = [f"{path} (for {col})" for (col, path), n in zip(pairs, row[1:], strict=True) if n == 0]
+    if missing:
+        raise SchemaDrift(
+            f"schema drift: {', '.join(missing)} missing from all {row[0]} records received; the source "
+            "renamed or removed the field. Fix the mapping in sources.yaml (mappings.<object>.fields) "
+            "or the source; the previous snapshot stays current."
+        )
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:

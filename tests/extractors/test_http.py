@@ -152,7 +152,9 @@ class TestRetries:
     def test_401_raises_auth_failed_without_retry(self) -> None:
         body = {"error": "invalid_token", "error_description": "The access token provided is expired"}
         handler, seen = scripted(httpx.Response(401, json=body))
-        with pytest.raises(AuthFailed, match="token rejected.*RECON__ACME_PSA__API_TOKEN") as info:
+        with pytest.raises(
+            AuthFailed, match="token rejected.*the acme_psa credentials in sources.yaml"
+        ) as info:
             make_client(handler).request_json(GET, entity="e")
         assert len(seen) == 1 and info.value.attempts == 1
         assert "The access token provided is expired" in str(info.value)

@@ -1,0 +1,108 @@
+"""The lake, the warehouse views, the lock and the docs, without any source system."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from data.docs import README, render
+from data.lake import Lake, SnapshotEntry
+from data.lock import PipelineBusy, PipelineLock
+from data.warehouse import connect, ensure_warehouse, warehouse_path
+
+
+def test_warehouse_docs_are_up_to_date() -> None:
+    assert README.read_text(encoding="utf-8") == render(), "run `python -m data.docs`"
+
+
+def test_views_answer_before_the_first_snapshot(tmp_path: Path) -> None:
+    con = connect(tmp_path)
+    for view in ("customers", "projects", "time_entries", "invoices", "quarantine", "snapshots",
+                 "time_entries_history"):  # fmt: skip
+        assert con.execute(f"SELECT count(*) FROM {view}").fetchone() == (0,)
+    cols = {r[0]: r[1] for r in con.execute("DESCRIBE time_entries").fetchall()}
+    assert cols["hours"] == "DECIMAL(18,2)" and cols["spent_date"] == "DATE" and cols["system"] == "VARCHAR"
+
+
+def _publish(lake: Lake, tmp: Path, snapshot_id: str, hours: str) -> None:
+    staged = tmp / f"stage-{snapshot_id}"
+    (staged / "canonical").mkdir(parents=True)
+    (staged / "raw").mkdir()
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT 'psa' AS system, '{snapshot_id}' AS snapshot_id, 'r' AS run_id, "
+        f"TIMESTAMPTZ '2026-11-20 00:00:00+00' AS extracted_at, '1' AS time_entry_id, "
+        f"CAST('{hours}' AS DECIMAL(18,2)) AS hours) TO '{staged / 'canonical' / 'data.parquet'}'"
+    )
+    lake.publish(staged, SnapshotEntry("psa", "time_entries", snapshot_id, "r", "full", "2026-11-20T00:00:00+00:00",
+                                       "2026-11-20T00:00:01+00:00", 1, 0, None))  # fmt: skip
+
+
+def test_publish_switches_the_current_snapshot_and_keeps_history(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ensure_warehouse(home)
+    lake = Lake(home)
+    _publish(lake, tmp_path, "s1", "1.25")
+    _publish(lake, tmp_path, "s2", "2.50")
+    con = connect(home)
+    assert con.execute("SELECT snapshot_id, hours FROM time_entries").fetchall() == [
+        ("s2", pytest.approx(2.5))
+    ]
+    assert con.execute("SELECT count(*) FROM time_entries_history").fetchone() == (2,)
+    assert con.execute("SELECT snapshot_id FROM snapshots WHERE current").fetchall() == [("s2",)]
+    assert [e.snapshot_id for e in lake.entries()] == ["s1", "s2"]
+
+
+def test_sweep_removes_staging_and_unlisted_snapshots_only(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ensure_warehouse(home)
+    lake = Lake(home)
+    _publish(lake, tmp_path, "s1", "1")
+    orphan = lake.canonical_dir("time_entries", "psa", "s9")
+    orphan.mkdir(parents=True)
+    (lake.staging_root / "run-x").mkdir()
+    removed = lake.sweep()
+    assert orphan in removed and not orphan.exists() and not (lake.staging_root / "run-x").exists()
+    assert lake.canonical_dir("time_entries", "psa", "s1").exists()
+
+
+def test_warehouse_is_rebuilt_when_the_home_moves(tmp_path: Path) -> None:
+    home = tmp_path / "a"
+    ensure_warehouse(home)
+    moved = tmp_path / "b"
+    home.rename(moved)
+    ensure_warehouse(moved)
+    con = duckdb.connect(str(warehouse_path(moved)), read_only=True)
+    assert con.execute("SELECT lake_root FROM tieout_meta").fetchone() == (str(moved.resolve() / "lake"),)
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from data.lock import PipelineLock
+    with PipelineLock(Path(sys.argv[1])):
+        print("held", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_the_lock_refuses_a_second_run_and_dies_with_its_holder(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(PipelineBusy, match=f"pid {holder.pid}"), PipelineLock(tmp_path):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+    with PipelineLock(tmp_path, wait_s=5) as lock:
+        assert json.loads(lock.holder_path.read_text())["pid"] > 0
