@@ -24,7 +24,7 @@ import duckdb
 
 from demo.activity import generate_activity
 from demo.config import DefectRates, FirmConfig, Scale
-from demo.firm import add_months, build_firm
+from demo.firm import LEGAL_ENTITIES, add_months, build_firm
 from demo.ground_truth import GroundTruth
 from demo.invoicing import fx_rate
 from demo.master import build_master
@@ -165,7 +165,7 @@ systems:
     auth:
       token_env: {CREDENTIAL_VARS["hubspot_token"]}
     objects: [customers, projects]
-    max_requests_per_min: 600
+    max_requests_per_min: 570   # 95% of HubSpot's 100 requests / 10 s
     schedule: {{interval_minutes: 60}}
     freshness_sla_minutes: 180
   psa:
@@ -175,7 +175,7 @@ systems:
       token_env: {CREDENTIAL_VARS["harvest_token"]}
       account_id_env: {CREDENTIAL_VARS["harvest_account_id"]}
     objects: [customers, projects, time_entries, invoices]
-    max_requests_per_min: 400
+    max_requests_per_min: 380   # 95% of Harvest's 100 requests / 15 s
     schedule: {{interval_minutes: 30}}
     freshness_sla_minutes: 120
   erp:
@@ -188,6 +188,8 @@ systems:
     objects: [customers, projects, time_entries, invoices]
     schedule: {{interval_minutes: 60}}
     freshness_sla_minutes: 180
+    value_maps:
+      legal_entities: {{{", ".join(f'"{e.odoo_company_id}": {e.id}' for e in LEGAL_ENTITIES)}}}
 """)
     return path
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +19,9 @@ import yaml
 from data.appstate import EXTRACTION_RUNS, state_engine
 from data.lake import Lake
 from data.warehouse import connect
-from demo.generate import generate
 from demo.tables import TABLES
 from extractors.run import RunResult, extract
-from tests.conftest import AS_OF, SEED
-from tests.live import admin, credentials, free_port_base, pipeline_home, serving
-
-
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A small demo firm served by `tieout demo serve` for the whole module."""
-    home = tmp_path_factory.mktemp("demo")
-    generate(home, scale="small", seed=SEED, as_of=AS_OF, port_base=free_port_base())
-    with serving(home):
-        yield home
-
-
-@pytest.fixture()
-def home(demo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh pipeline home on the live simulators, with the demo credentials in the environment."""
-    for key, value in credentials(demo_home).items():
-        monkeypatch.setenv(key, value)
-    for sim in ("hubspot", "harvest", "odoo"):
-        admin(demo_home, sim, "POST", "/_admin/reset")
-    yield pipeline_home(demo_home, tmp_path / "home")
-    for sim in ("hubspot", "harvest", "odoo"):
-        admin(demo_home, sim, "POST", "/_admin/reset")
+from tests.live import admin
 
 
 def _demo_con(demo_home: Path) -> duckdb.DuckDBPyConnection:
@@ -109,6 +85,10 @@ def test_every_record_of_every_object_lands_exactly_once(home: Path, demo_home: 
         demo, 'SELECT sum(hours) FROM "psa/time_entries"'
     )
     assert _one(wh, "SELECT count(DISTINCT snapshot_id) FROM time_entries") == 2
+    entities = wh.execute(
+        "SELECT DISTINCT legal_entity_id FROM invoices WHERE system = 'erp' ORDER BY 1"
+    ).fetchall()
+    assert entities == [("DE",), ("UK",), ("US",)], "Odoo companies map to legal entities (value_maps)"
     runs = _fast(results)
     assert runs["psa", "time_entries"].rows == _one(demo, 'SELECT count(*) FROM "psa/time_entries"')
 
