@@ -26,7 +26,7 @@ setup: $(VENV)/.installed
 
 run: setup
 	$(BIN)/tieout demo generate --scale $(SCALE) --seed $(SEED)
-	$(BIN)/tieout demo serve
+	$(BIN)/tieout demo serve --extract
 
 test: setup
 	$(BIN)/python -m pytest

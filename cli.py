@@ -8,6 +8,7 @@ Every command works on one home folder (configuration and data): ``--home DIR``,
 from __future__ import annotations
 
 import os
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -96,6 +97,9 @@ def demo_serve(
             dir_okay=False,
         ),
     ] = None,
+    extract: Annotated[
+        bool, typer.Option("--extract", help="Once the simulators answer, run `tieout extract` against them.")
+    ] = False,
 ) -> None:
     """Serve the demo firm through the HubSpot, Harvest and Odoo simulators until Ctrl-C."""
     from demo.faults import FaultFileError, load_faults
@@ -110,10 +114,7 @@ def demo_serve(
             sims,
             host=host,
             on_ready=lambda s: typer.echo(f"{s.name:<8} {s.url}  ({_VENDOR[s.name]})"),
-            on_all_ready=lambda: typer.echo(
-                "Simulators are up and answering. The pipeline and the app are not built yet, so "
-                "the demo stops here; press Ctrl-C to stop the simulators."
-            ),
+            on_all_ready=lambda: _on_simulators_ready(home, extract),
         )
     except (DemoConfigError, FaultFileError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -196,6 +197,30 @@ def schedule_cmd(home: HomeOption = Path("data")) -> None:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _on_simulators_ready(home: Path, extract: bool) -> None:
+    typer.echo("Simulators are up and answering; press Ctrl-C to stop them.")
+    if extract:
+        threading.Thread(target=_extract_and_report, args=(home,), name="extract", daemon=True).start()
+
+
+def _extract_and_report(home: Path) -> None:
+    from extractors.config import ConfigError
+    from extractors.report import ExtractProgress, print_status, print_summary
+    from extractors.run import extract
+    from extractors.status import object_status
+
+    try:
+        with ExtractProgress() as progress:
+            results = extract(home, on_progress=progress.update, on_result=progress.finish)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return
+    print_summary(results)
+    print_status(object_status(home))
+    typer.echo(f"Warehouse: {home / 'warehouse.duckdb'} (open it read-only with DuckDB).")
+    typer.echo("Ctrl-C stops the simulators.")
 
 
 _VENDOR = {"hubspot": "HubSpot CRM v3", "harvest": "Harvest v2", "odoo": "Odoo JSON-RPC and JSON-2"}

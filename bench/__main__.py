@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import generate_large
+from bench import generate_large, harvest_rate, ingest_files
 
-BENCHMARKS = {"generate_large": generate_large.main}
+BENCHMARKS = {
+    "generate_large": generate_large.main,
+    "harvest_rate": harvest_rate.main,
+    "ingest_files": ingest_files.main,
+}
 
 
 def main(argv: list[str]) -> int:

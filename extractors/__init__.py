@@ -2,11 +2,14 @@
 
 :mod:`extractors.http` is the one HTTP layer (timeouts, retries, throttling, redaction);
 :mod:`extractors.paginators` says how to get from one page to the next; :mod:`extractors.errors`
-holds the errors every extractor raises.
+holds the errors every extractor raises. :func:`extractors.run.extract` is the pipeline's
+extraction step (sources.yaml -> snapshots), :func:`extractors.status.object_status` reports on it
+and :mod:`extractors.schedule` runs it on a schedule.
 """
 
 from __future__ import annotations
 
+from extractors.config import ConfigError, SourcesConfig, load_sources
 from extractors.errors import (
     AuthFailed,
     ExtractorError,
@@ -24,9 +27,18 @@ from extractors.paginators import (
     Paginator,
     RequestSpec,
 )
+from extractors.run import RunResult, extract
+from extractors.status import ObjectStatus, object_status
 
 __all__ = [
     "AuthFailed",
+    "ConfigError",
+    "ObjectStatus",
+    "RunResult",
+    "SourcesConfig",
+    "extract",
+    "load_sources",
+    "object_status",
     "CursorPaging",
     "ExtractorError",
     "HttpClient",

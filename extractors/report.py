@@ -83,13 +83,11 @@ def print_status(statuses: list[ObjectStatus]) -> None:
     """Print one row per system and object: snapshot, age against SLA, last runs."""
     table = Table(title="Snapshots")
     for col in ("system", "object", "current snapshot", "rows", "quarantined", "age (min)", "SLA (min)",
-                "fresh", "last runs"):  # fmt: skip
+                "fresh", "last runs (newest first)"):  # fmt: skip
         table.add_column(col)
     for s in statuses:
-        runs = ", ".join(
-            f"{r['status']} {_n(r['rows'])} rows {r['duration_s'] or 0:.1f}s"
-            + (f" ({r['error_class']})" if r["error_class"] else "")
-            for r in s.last_runs
+        runs = " ".join(
+            ("ok" if r["status"] == "succeeded" else f"{r['status']}:{r['error_class']}") for r in s.last_runs
         )
         fresh = "[green]yes" if s.fresh else "[red]no"
         table.add_row(s.system, s.object, s.snapshot_id or "-", _n(s.rows), _n(s.quarantined),
