@@ -113,3 +113,36 @@ def test_serve_answers_on_loopback_until_interrupted(tmp_path: Path) -> None:
         assert proc.wait(timeout=15) == 0
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_serve_with_extract_fills_the_warehouse_like_make_run(tmp_path: Path) -> None:
+    import duckdb
+
+    home = tmp_path / "home"
+    gen = runner.invoke(app, ["demo", "generate", "--home", str(home), "--scale", "small",
+                              "--as-of", str(AS_OF), "--port-base", str(_free_port_base())])  # fmt: skip
+    assert gen.exit_code == 0, gen.output
+    env = {**os.environ, "TIEOUT_HOME": str(home), "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "demo", "serve", "--extract"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        out = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            out.append(line)
+            if line.startswith("Warehouse:"):
+                break
+        text = "".join(out)
+        assert "Warehouse:" in text, text
+        assert text.count("succeeded") == 10 and "failed" not in text
+        con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+        systems = con.execute("SELECT system, count(*) FROM time_entries GROUP BY 1 ORDER BY 1").fetchall()
+        assert [s for s, _ in systems] == ["erp", "psa"] and all(n > 1000 for _, n in systems)
+        con.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        proc.stdout.close()  # type: ignore[union-attr]
