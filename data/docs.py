@@ -26,6 +26,7 @@ duckdb -readonly "$TIEOUT_HOME/warehouse.duckdb"
 ```
 ```python
 import duckdb
+
 con = duckdb.connect("data/warehouse.duckdb", read_only=True)
 con.sql("SELECT system, count(*), sum(hours) FROM time_entries GROUP BY system")
 ```
