@@ -171,9 +171,7 @@ def main() -> None:
     print(
         f"  peak RSS of the runs         {peak_gib:>12.2f} GiB ({peak_gib / TARGET_RSS_GIB:.0%} of the limit)"
     )
-    print(
-        f"  peak RSS, RUSAGE_CHILDREN    {children_gib:>12.2f} GiB (max over every child, generator included)"
-    )
+    print(f"  peak RSS, RUSAGE_CHILDREN    {children_gib:>12.2f} GiB (max over all children waited for)")
     print(
         f"  target                       {TARGET_ROWS_PER_S:>12,} rows/s, < {TARGET_RSS_GIB} GiB, >= 10M read"
     )
