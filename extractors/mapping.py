@@ -101,13 +101,14 @@ def compile_mapping(
     raw: str,
     lineage: Mapping[str, str],
     json_records: bool,
+    positions: bool = True,
 ) -> str:
     """Return the SQL that maps the raw relation ``raw`` to ``table``'s columns.
 
     The result has the lineage columns (values from ``lineage``, already SQL literals), the canonical
     columns in table order, ``_reason`` (``''`` when the row is good), ``_record`` (the raw record
     as JSON text, only on rows with a reason) and ``_pos`` (the raw row's position, for "the last
-    one wins" on duplicate keys).
+    one wins" on duplicate keys; NULL unless ``positions``: numbering rows costs a window over all).
 
     Raises:
         KeyError: a field is not a canonical column, or a lookup names an unknown value map.
@@ -162,7 +163,8 @@ def compile_mapping(
         f"CASE WHEN _reason <> '' THEN {record} END AS _record, _pos "
         f"FROM (SELECT *, {reason} AS _reason FROM ("
         f"SELECT src._pos, {raw_row} AS _raw, {', '.join(typed)} "
-        f"FROM (SELECT *, row_number() OVER () AS _pos FROM {raw} {where}) AS src))"
+        f"FROM (SELECT *, {'row_number() OVER ()' if positions else 'CAST(NULL AS BIGINT)'} AS _pos "
+        f"FROM {raw} {where}) AS src))"
     )
 
 
