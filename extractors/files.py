@@ -5,117 +5,46 @@ Paths resolve against the home folder (absolute paths and ``~`` work too); a glo
 the run's raw folder byte for byte (:meth:`extractors.staging.RawSink.file`): CSV is read back as
 text, Parquet with its own types, several files by column name (a column missing from a file is
 NULL there). XLSX files are read cell by cell (first sheet only; the first row is the header) and
-stored as text with every digit kept (:func:`cell_text`).
+stored as text with every digit kept (:func:`extractors.tabular.cell_text`).
 
 The default mapping is the identity by canonical column name: a source column named like a
 canonical column (case-insensitively) fills it. Other columns are mapped in sources.yaml, e.g.
 ``mappings: {time_entries: {fields: {hours: "duration_h"}}}``. The helpers for tabular rows
-(:func:`cell_text`, :func:`text_table`, :func:`identity_mapping`) serve :mod:`extractors.sql` too.
+live in :mod:`extractors.tabular`, shared with :mod:`extractors.sql`.
 """
 
 from __future__ import annotations
 
 import glob
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import date, datetime, time
-from decimal import Decimal
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import openpyxl
-import pyarrow as pa
 from openpyxl.utils.exceptions import InvalidFileException
 
-from data.canonical import CANONICAL
 from extractors.base import ConnectorContext
 from extractors.config import FilesSystem
 from extractors.errors import ExtractorError, MalformedResponse, SchemaDrift, SourceUnavailable
-from extractors.http import RequestStats
-from extractors.mapping import ObjectMapping
 from extractors.staging import RawSink
+from extractors.tabular import CHUNK_ROWS, TabularConnector, cell_text, text_table
 
-__all__ = ["CHUNK_ROWS", "FilesConnector", "cell_text", "identity_mapping", "quote_identifier", "text_table"]
-
-#: Rows per table handed to the sink (XLSX here, query results in :mod:`extractors.sql`).
-CHUNK_ROWS = 50_000
+__all__ = ["FilesConnector"]
 
 
-def cell_text(value: object) -> str | None:
-    """Return a cell or database value as text, exactly.
-
-    Floats become their shortest exact decimal (``1234.56``, never ``1234.5599999``), Decimals
-    their digits, booleans ``true``/``false``, dates and times ISO 8601 (naive ones as they are),
-    bytes hex; None stays None and anything else is ``str(value)``.
-    """
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return format(Decimal(repr(value)), "f")
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return str(value)
-
-
-def text_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Table:
-    """Return ``rows`` (one value per column, in ``columns`` order) as an Arrow table of strings."""
-    arrays = [pa.array([cell_text(row[i]) for row in rows], pa.string()) for i in range(len(columns))]
-    return pa.Table.from_arrays(arrays, names=list(columns))
-
-
-def quote_identifier(name: str) -> str:
-    """Return ``name`` as a quoted DuckDB identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def identity_mapping(obj: str, columns: Iterable[str]) -> ObjectMapping:
-    """Map each canonical column of ``obj`` to the source column of the same name, if any.
-
-    Names match case-insensitively (as DuckDB resolves them); the first source column wins.
-    """
-    by_name: dict[str, str] = {}
-    for name in columns:
-        by_name.setdefault(name.lower(), name)
-    names = CANONICAL[obj].names
-    return ObjectMapping(obj, {c: quote_identifier(by_name[c]) for c in names if c in by_name})
-
-
-class FilesConnector:
+class FilesConnector(TabularConnector):
     """Reads each object's files into the raw sink (see the module docs)."""
 
     def __init__(self, system: str, config: FilesSystem, ctx: ConnectorContext) -> None:
-        self.system = system
+        super().__init__(system)
         self.config = config
         self.home = ctx.home
         self._paths: dict[str, str] = {obj: path for obj, path in config.paths.items()}
-        self._columns: dict[str, list[str]] = {}
-
-    def default_mapping(self, obj: str) -> ObjectMapping:
-        """The identity mapping over the columns :meth:`extract` found in ``obj``'s files.
-
-        The pipeline asks for it after extracting ``obj``, which is when the columns are known.
-
-        Raises:
-            RuntimeError: ``obj`` has not been extracted yet.
-        """
-        if obj not in self._columns:
-            raise RuntimeError(f"{self.system}: default_mapping({obj!r}) needs extract({obj!r}) first")
-        return identity_mapping(obj, self._columns[obj])
-
-    def incremental(self, obj: str) -> bool:
-        """Files are always read whole."""
-        return False
 
     def extract(self, obj: str, sink: RawSink, *, since: datetime | None) -> None:
         """Read every file matching ``paths[obj]`` into ``sink`` (``since`` is ignored: full reads).
@@ -142,13 +71,6 @@ class FilesConnector:
         except duckdb.Error as exc:
             raise self._error(MalformedResponse, obj, f"cannot read {pattern}: {exc}") from exc
         self._columns[obj] = [str(row[0]) for row in described]
-
-    def http_stats(self) -> RequestStats | None:
-        """Files are not HTTP: no request counters."""
-        return None
-
-    def close(self) -> None:
-        """Nothing to release: every file is closed once read."""
 
     def _resolve(self, obj: str, pattern: str) -> list[Path]:
         expanded = str(Path(pattern).expanduser())

@@ -5,11 +5,11 @@ secret: sources.yaml names the environment variable holding it (``url_env``), an
 only with the password hidden. Each object is ``queries[obj]`` (run as written, through
 :func:`sqlalchemy.text`: a literal ``:word`` must be written ``\:word``) or ``SELECT * FROM`` the
 table ``tables[obj]`` (``schema.table`` for another schema; a lower-case name is case-insensitive,
-as SQLAlchemy quotes it). Rows are streamed in chunks of :data:`extractors.files.CHUNK_ROWS` and
-stored as text with every digit kept (:func:`extractors.files.cell_text`), under the result's
+as SQLAlchemy quotes it). Rows are streamed in chunks of :data:`extractors.tabular.CHUNK_ROWS` and
+stored as text with every digit kept (:func:`extractors.tabular.cell_text`), under the result's
 column names.
 
-The default mapping is the identity by canonical column name (see :mod:`extractors.files`): alias
+The default mapping is the identity by canonical column name (see :mod:`extractors.tabular`): alias
 the columns in the query (``SELECT duration AS hours``) or map them in sources.yaml.
 """
 
@@ -24,19 +24,17 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from extractors.base import ConnectorContext
 from extractors.config import SqlSystem, secret
 from extractors.errors import ExtractorError, SchemaDrift, SourceUnavailable
-from extractors.files import CHUNK_ROWS, identity_mapping, text_table
-from extractors.http import RequestStats
-from extractors.mapping import ObjectMapping
 from extractors.staging import RawSink
+from extractors.tabular import CHUNK_ROWS, TabularConnector, text_table
 
 __all__ = ["SqlConnector"]
 
 
-class SqlConnector:
+class SqlConnector(TabularConnector):
     """Runs each object's query and streams the rows into the raw sink (see the module docs)."""
 
     def __init__(self, system: str, config: SqlSystem, ctx: ConnectorContext) -> None:
-        self.system = system
+        super().__init__(system)
         self.config = config
         self._url = secret(config.url_env, system=system, what="database URL")
         try:
@@ -48,23 +46,6 @@ class SqlConnector:
         self._queries: dict[str, str] = {obj: query for obj, query in config.queries.items()}
         self._tables: dict[str, str] = {obj: table for obj, table in config.tables.items()}
         self._engine: Engine | None = None
-        self._columns: dict[str, list[str]] = {}
-
-    def default_mapping(self, obj: str) -> ObjectMapping:
-        """The identity mapping over the columns of ``obj``'s last result.
-
-        The pipeline asks for it after extracting ``obj``, which is when the columns are known.
-
-        Raises:
-            RuntimeError: ``obj`` has not been extracted yet.
-        """
-        if obj not in self._columns:
-            raise RuntimeError(f"{self.system}: default_mapping({obj!r}) needs extract({obj!r}) first")
-        return identity_mapping(obj, self._columns[obj])
-
-    def incremental(self, obj: str) -> bool:
-        """Queries are always run whole."""
-        return False
 
     def extract(self, obj: str, sink: RawSink, *, since: datetime | None) -> None:
         """Run ``obj``'s query and store every row in ``sink`` (``since`` is ignored: full reads).
@@ -90,10 +71,6 @@ class SqlConnector:
                 raise self._error(kind, obj, f"query failed: {_cause(exc)}") from exc
             except SQLAlchemyError as exc:
                 raise self._error(SchemaDrift, obj, f"query failed: {_cause(exc)}") from exc
-
-    def http_stats(self) -> RequestStats | None:
-        """Databases are not HTTP: no request counters."""
-        return None
 
     def close(self) -> None:
         """Close the connection pool, if one was opened."""

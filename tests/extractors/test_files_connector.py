@@ -22,10 +22,11 @@ from extractors import files
 from extractors.base import ConnectorContext
 from extractors.config import FilesSystem
 from extractors.errors import MalformedResponse, SchemaDrift, SourceUnavailable
-from extractors.files import FilesConnector, cell_text, identity_mapping
+from extractors.files import FilesConnector
 from extractors.mapping import ObjectMapping
 from extractors.staging import RawSink
 from extractors.statuses import value_maps
+from extractors.tabular import cell_text, identity_mapping
 from extractors.transform import SnapshotCounts, build_snapshot
 
 LINEAGE_SQL = {
