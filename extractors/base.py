@@ -15,11 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from extractors.http import RequestStats
+from extractors.config import HttpSystem
+from extractors.http import HttpClient, RequestStats
 from extractors.mapping import ObjectMapping
 from extractors.staging import RawSink
 
-__all__ = ["Connector", "ConnectorContext"]
+__all__ = ["Connector", "ConnectorContext", "HttpConnector"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,42 @@ class Connector(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+class HttpConnector:
+    """What HTTP connectors share: one :class:`HttpClient` built from the system's config.
+
+    Every request carries ``X-Correlation-Id``; ``secret`` is redacted wherever it could appear and
+    ``secret_env`` names where it lives in an authentication error.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        config: HttpSystem,
+        ctx: ConnectorContext,
+        *,
+        headers: dict[str, str],
+        secret: str,
+        secret_env: str,
+    ) -> None:
+        self.system = system
+        self.http = HttpClient.open(
+            config.base_url,
+            source_system=system,
+            headers={**headers, "X-Correlation-Id": ctx.correlation_id},
+            transport=ctx.transport,
+            timeout_s=config.timeout_s,
+            max_requests_per_min=config.max_requests_per_min,
+            secrets=(secret,),
+            secret_hint=secret_env,
+            sleep=ctx.sleep,
+        )
+
+    def http_stats(self) -> RequestStats:
+        """The HTTP client's counters."""
+        return self.http.stats
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.http.close()

@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "FilesSystem",
     "HarvestSystem",
+    "HttpSystem",
     "HubSpotSystem",
     "MappingOverride",
     "OdooSystem",
@@ -107,7 +108,9 @@ class _System(_Strict):
         return objects
 
 
-class _HttpSystem(_System):
+class HttpSystem(_System):
+    """What every HTTP source has: base URL, timeout, client-side rate limit."""
+
     base_url: str
     timeout_s: Annotated[float, Field(gt=0)] = 30.0
     max_requests_per_min: Annotated[float, Field(gt=0)] | None = None
@@ -126,7 +129,7 @@ class HubSpotAuth(_Strict):
     token_env: str
 
 
-class HubSpotSystem(_HttpSystem):
+class HubSpotSystem(HttpSystem):
     """HubSpot CRM v3: companies -> customers, closed-won deals -> projects."""
 
     connector: Literal["hubspot"]
@@ -145,7 +148,7 @@ class HarvestAuth(_Strict):
     account_id_env: str
 
 
-class HarvestSystem(_HttpSystem):
+class HarvestSystem(HttpSystem):
     """Harvest v2: clients, projects, time entries, invoices; incremental on ``updated_since``."""
 
     connector: Literal["harvest"]
@@ -164,7 +167,7 @@ class OdooAuth(_Strict):
     api_key_env: str
 
 
-class OdooSystem(_HttpSystem):
+class OdooSystem(HttpSystem):
     """Odoo external JSON-RPC API: res.partner, project.project, account.analytic.line, account.move."""
 
     connector: Literal["odoo"]

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from extractors.base import ConnectorContext
+from extractors.base import ConnectorContext, HttpConnector
 from extractors.config import HarvestSystem, secret
-from extractors.http import HttpClient, RequestStats
 from extractors.mapping import Lookup, ObjectMapping
 from extractors.paginators import NextLinkPaging, RequestSpec
 from extractors.staging import RawSink
@@ -77,30 +76,18 @@ MAPPINGS: dict[str, ObjectMapping] = {
 }  # fmt: skip
 
 
-class HarvestConnector:
+class HarvestConnector(HttpConnector):
     """Extracts Harvest v2 listings page by page (see the module docs)."""
 
     def __init__(self, system: str, config: HarvestSystem, ctx: ConnectorContext) -> None:
         token = secret(config.auth.token_env, system=system, what="Harvest access token")
         account = secret(config.auth.account_id_env, system=system, what="Harvest account id")
-        self.system = system
+        super().__init__(system, config, ctx, secret=token, secret_env=config.auth.token_env, headers={
+            "Authorization": f"Bearer {token}",
+            "Harvest-Account-Id": account,
+            "User-Agent": "Tieout reconciliation (https://github.com/tieout)",
+        })  # fmt: skip
         self.config = config
-        self.http = HttpClient.open(
-            config.base_url,
-            source_system=system,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Harvest-Account-Id": account,
-                "User-Agent": "Tieout reconciliation (https://github.com/tieout)",
-                "X-Correlation-Id": ctx.correlation_id,
-            },
-            transport=ctx.transport,
-            timeout_s=config.timeout_s,
-            max_requests_per_min=config.max_requests_per_min,
-            secrets=(token,),
-            secret_hint=config.auth.token_env,
-            sleep=ctx.sleep,
-        )
 
     def default_mapping(self, obj: str) -> ObjectMapping:
         """The default mapping of ``obj`` (:data:`MAPPINGS`)."""
@@ -124,11 +111,3 @@ class HarvestConnector:
         for page in self.http.paginate(spec, NextLinkPaging("links.next"), entity=obj,
                                        records_at=endpoint.records_at):  # fmt: skip
             sink.records(page)
-
-    def http_stats(self) -> RequestStats:
-        """The HTTP client's counters."""
-        return self.http.stats
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.http.close()

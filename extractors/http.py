@@ -433,7 +433,7 @@ class HttpClient:
         paginator: Paginator,
         *,
         entity: str,
-        records_at: str,
+        records_at: str | Callable[[JsonResponse], Any],
         run_id: str | None = None,
     ) -> Iterator[list[Any]]:
         """Yield the records of every page, following ``paginator``.
@@ -442,7 +442,9 @@ class HttpClient:
             spec: the endpoint's first request, without paging parameters.
             paginator: how to get from one page to the next (reset here).
             entity: the entity being extracted.
-            records_at: dotted path of the records list in each body (``""``: the body is the list).
+            records_at: dotted path of the records list in each body (``""``: the body is the list),
+                or a function returning it from the response (it may raise for an error answered
+                with status 200, as JSON-RPC does).
             run_id: the run id, or None for the client's default.
 
         Raises:
@@ -454,11 +456,12 @@ class HttpClient:
         request = paginator.first_request(spec)
         while True:
             response = self.request_json(request, entity=entity, run_id=run)
-            records = dig(response.payload, records_at)
+            records = records_at(response) if callable(records_at) else dig(response.payload, records_at)
             if not isinstance(records, list):
+                where = records_at if isinstance(records_at, str) else "the records of the answer"
                 raise SchemaDrift(
                     f"{self._where(request.method, response.url, entity, run)}: expected a list of "
-                    f"records at {records_at or '<body>'!r}, found {type(records).__name__}; the "
+                    f"records at {where or '<body>'!r}, found {type(records).__name__}; the "
                     "source's response shape changed, update the endpoint's records_at.",
                     **self._context(entity, run, response.url, response.status_code, response.attempts),
                 )

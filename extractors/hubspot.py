@@ -21,9 +21,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from extractors.base import ConnectorContext
+from extractors.base import ConnectorContext, HttpConnector
 from extractors.config import HubSpotSystem, LookupSpec, secret
-from extractors.http import HttpClient, RequestStats
 from extractors.mapping import Expr, Lookup, ObjectMapping
 from extractors.paginators import CursorPaging, RequestSpec
 from extractors.staging import RawSink
@@ -69,24 +68,14 @@ MAPPINGS: dict[str, ObjectMapping] = {
 _PROPERTY = re.compile(r"\$\.properties\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
-class HubSpotConnector:
+class HubSpotConnector(HttpConnector):
     """Extracts HubSpot CRM v3 object listings page by page (see the module docs)."""
 
     def __init__(self, system: str, config: HubSpotSystem, ctx: ConnectorContext) -> None:
         token = secret(config.auth.token_env, system=system, what="HubSpot private app token")
-        self.system = system
+        super().__init__(system, config, ctx, headers={"Authorization": f"Bearer {token}"}, secret=token,
+                         secret_env=config.auth.token_env)  # fmt: skip
         self.config = config
-        self.http = HttpClient.open(
-            config.base_url,
-            source_system=system,
-            headers={"Authorization": f"Bearer {token}", "X-Correlation-Id": ctx.correlation_id},
-            transport=ctx.transport,
-            timeout_s=config.timeout_s,
-            max_requests_per_min=config.max_requests_per_min,
-            secrets=(token,),
-            secret_hint=config.auth.token_env,
-            sleep=ctx.sleep,
-        )
 
     def default_mapping(self, obj: str) -> ObjectMapping:
         """The default mapping of ``obj`` (:data:`MAPPINGS`)."""
@@ -124,11 +113,3 @@ class HubSpotConnector:
             for page in self.http.paginate(spec, CursorPaging("paging.next.after", "after"), entity=obj,
                                            records_at="results"):  # fmt: skip
                 sink.records(page)
-
-    def http_stats(self) -> RequestStats:
-        """The HTTP client's counters."""
-        return self.http.stats
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.http.close()

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from extractors.base import ConnectorContext
+from extractors.base import ConnectorContext, HttpConnector
 from extractors.config import OdooSystem, secret
-from extractors.errors import AuthFailed, ExtractorError, MalformedResponse, SchemaDrift
-from extractors.http import HttpClient, JsonResponse, RequestStats
+from extractors.errors import AuthFailed, ExtractorError, SchemaDrift
+from extractors.http import JsonResponse
 from extractors.mapping import Lookup, ObjectMapping
 from extractors.paginators import OffsetLimitPaging, RequestSpec
 from extractors.staging import RawSink
@@ -142,25 +142,16 @@ _AUTH_ERRORS = frozenset({"odoo.exceptions.AccessDenied", "odoo.exceptions.Acces
 _MAX_MESSAGE = 300
 
 
-class OdooConnector:
+class OdooConnector(HttpConnector):
     """Extracts Odoo models through the external JSON-RPC API (see the module docs)."""
 
     def __init__(self, system: str, config: OdooSystem, ctx: ConnectorContext) -> None:
         self._login = secret(config.auth.user_env, system=system, what="Odoo login")
         self._api_key = secret(config.auth.api_key_env, system=system, what="Odoo API key")
-        self.system = system
-        self.config = config
-        self.http = HttpClient.open(
-            config.base_url,
-            source_system=system,
-            headers={"X-Correlation-Id": ctx.correlation_id},
-            transport=ctx.transport,
-            timeout_s=config.timeout_s,
-            max_requests_per_min=config.max_requests_per_min,
-            secrets=(self._api_key,),
-            secret_hint=config.auth.api_key_env,
-            sleep=ctx.sleep,
+        super().__init__(
+            system, config, ctx, headers={}, secret=self._api_key, secret_env=config.auth.api_key_env
         )
+        self.config = config
         self._uid: int | None = None
         self._fields: dict[str, frozenset[str]] = {}
 
@@ -194,36 +185,15 @@ class OdooConnector:
             "order": "id",
             "context": {"active_test": False},
         }
+        call = f"{model.name}.search_read"
+
+        def records(response: JsonResponse) -> Any:
+            return self._result(response, obj, call)
+
+        spec = self._execute_kw(obj, model.name, "search_read", [domain], kwargs)
         paging = OffsetLimitPaging(self.config.page_size, body_path="params.args.6")
-        request = paging.first_request(self._execute_kw(obj, model.name, "search_read", [domain], kwargs))
-        while True:
-            response = self.http.request_json(request, entity=obj)
-            records = self._result(response, obj, f"{model.name}.search_read")
-            if not isinstance(records, list):
-                raise SchemaDrift(
-                    f"{self._where(obj, response)}: {model.name}.search_read answered "
-                    f"{type(records).__name__}, not a list of records; check the Odoo version.",
-                    **self._context(obj, response),
-                )
-            try:
-                paging.update_from(response.payload, response.headers, record_count=len(records))
-            except MalformedResponse as exc:
-                raise MalformedResponse(
-                    f"{self._where(obj, response)}: {exc.message}", **self._context(obj, response)
-                ) from exc
-            if records:
-                sink.records(records)
-            if not paging.has_next_page:
-                return
-            request = paging.next_request()
-
-    def http_stats(self) -> RequestStats:
-        """The HTTP client's counters."""
-        return self.http.stats
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.http.close()
+        for page in self.http.paginate(spec, paging, entity=obj, records_at=records):
+            sink.records(page)
 
     # -- JSON-RPC --
 
