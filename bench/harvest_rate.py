@@ -15,97 +15,23 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import yaml
 from dotenv import dotenv_values
 
 from demo.generate import generate
 from demo.harvest import RATE_LIMIT_REQUESTS, RATE_LIMIT_WINDOW_S
+from demo.live import admin, free_port_base, serving
 from extractors.run import extract
 
 PAGE_SIZE = 25
 TARGET_RATIO = 0.90
-READY_LINE = "Simulators are up"
-
-
-def free_port_base() -> int:
-    """Return a port P with P, P+1 and P+2 free on loopback (the three simulators' ports)."""
-    for _ in range(50):
-        base = random.randrange(20000, 60000)
-        try:
-            for port in range(base, base + 3):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no three free consecutive ports")
-
-
-@contextmanager
-def serving(home: Path, timeout_s: float = 60) -> Iterator[subprocess.Popen[str]]:
-    """Run ``tieout demo serve`` on ``home`` until the block ends (then SIGINT and wait).
-
-    Args:
-        home: a home holding a generated demo firm.
-        timeout_s: seconds to wait for the simulators to answer.
-
-    Yields:
-        The serving process, once its simulators answer.
-
-    Raises:
-        RuntimeError: the simulators exited or did not come up in time.
-    """
-    env = {**os.environ, "TIEOUT_HOME": str(home)}
-    with tempfile.TemporaryFile("w+") as errors:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "demo", "serve"],
-            env=env, stdout=subprocess.PIPE, stderr=errors, text=True,
-        )  # fmt: skip
-        assert proc.stdout is not None
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                line = proc.stdout.readline()
-                if not line:
-                    errors.seek(0)
-                    raise RuntimeError(f"the simulators exited: {errors.read()}")
-                if READY_LINE in line:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the simulators did not come up within {timeout_s:.0f} s")
-            # Keep reading what the server prints so that a full pipe never blocks it.
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            yield proc
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def admin(port: int, method: str, path: str) -> Any:
-    """Call a simulator's admin endpoint (``/_admin/stats``, ``/_admin/reset``) and return its JSON."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback only)
-        raw = resp.read()
-    return json.loads(raw) if raw else None
 
 
 @contextmanager
@@ -137,8 +63,7 @@ def main() -> None:
     """Pull the small firm's time entries from the Harvest simulator once and print the figures."""
     with tempfile.TemporaryDirectory(prefix="tieout-bench-") as tmp:
         home = Path(tmp)
-        manifest = generate(home, scale="small", seed=7, as_of=date(2026, 11, 15), port_base=free_port_base())
-        port = int(manifest["ports"]["harvest"])
+        generate(home, scale="small", seed=7, as_of=date(2026, 11, 15), port_base=free_port_base())
         client_per_min = _small_pages(home, PAGE_SIZE)
         creds = {k: v for k, v in dotenv_values(home / ".env").items() if v is not None}
         page_times: list[float] = []
@@ -147,13 +72,13 @@ def main() -> None:
             page_times.append(time.perf_counter())
 
         with environment(creds), serving(home):
-            admin(port, "POST", "/_admin/reset")
+            admin(home, "harvest", "POST", "/_admin/reset")
             started = time.perf_counter()
             (run,) = extract(
                 home, systems=["psa"], objects=["time_entries"], full=True, on_progress=on_progress
             )
             wall_s = time.perf_counter() - started
-            server = admin(port, "GET", "/_admin/stats")
+            server = admin(home, "harvest", "GET", "/_admin/stats")
     if run.status != "succeeded":
         raise RuntimeError(f"the extraction failed: {run.error_class}: {run.error_message}")
     limit = RATE_LIMIT_REQUESTS / RATE_LIMIT_WINDOW_S

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,22 +16,10 @@ import yaml
 from typer.testing import CliRunner
 
 from cli import app
+from demo.live import free_port_base
 from tests.conftest import AS_OF
 
 runner = CliRunner()
-
-
-def _free_port_base() -> int:
-    for _ in range(50):
-        base = random.randrange(20000, 60000)
-        try:
-            for port in range(base, base + 3):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no three free consecutive ports")
 
 
 def test_generate_uses_tieout_home_and_writes_config_without_secrets(tmp_path: Path) -> None:
@@ -79,7 +65,7 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
 
 def test_serve_answers_on_loopback_until_interrupted(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    base = _free_port_base()
+    base = free_port_base()
     gen = runner.invoke(app, ["demo", "generate", "--home", str(home), "--scale", "small",
                               "--as-of", str(AS_OF), "--port-base", str(base)])  # fmt: skip
     assert gen.exit_code == 0, gen.output
@@ -120,7 +106,7 @@ def test_serve_with_extract_fills_the_warehouse_like_make_run(tmp_path: Path) ->
 
     home = tmp_path / "home"
     gen = runner.invoke(app, ["demo", "generate", "--home", str(home), "--scale", "small",
-                              "--as-of", str(AS_OF), "--port-base", str(_free_port_base())])  # fmt: skip
+                              "--as-of", str(AS_OF), "--port-base", str(free_port_base())])  # fmt: skip
     assert gen.exit_code == 0, gen.output
     env = {**os.environ, "TIEOUT_HOME": str(home), "COLUMNS": "200"}
     proc = subprocess.Popen([sys.executable, "-m", "cli", "demo", "serve", "--extract"], env=env,

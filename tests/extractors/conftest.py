@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from demo.generate import generate
+from demo.live import admin, free_port_base, serving
 from tests.conftest import AS_OF, SEED
-from tests.live import admin, credentials, free_port_base, pipeline_home, serving
+from tests.live import credentials, pipeline_home
 
 
 @pytest.fixture(scope="module")
