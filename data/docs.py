@@ -31,10 +31,11 @@ con = duckdb.connect("data/warehouse.duckdb", read_only=True)
 con.sql("SELECT system, count(*), sum(hours) FROM time_entries GROUP BY system")
 ```
 
-The file holds views only. They read the snapshot files under `HOME/lake/` (Parquet, never changed
-once written) joined to `HOME/lake/manifest.json`, which says which snapshot of each system and
-object is current. A publish replaces the manifest atomically, so a query sees the previous
-snapshot or the new one, never a mix, and the pipeline never locks this file.
+The file holds views only, over the snapshot files under `HOME/lake/` (Parquet, never changed
+once written); `HOME/lake/manifest.json` says which snapshot of each system and object is current.
+After each publish the pipeline writes a new `warehouse.duckdb` and renames it over the old one:
+a connection opened before sees the previous snapshots, one opened after sees the new ones, never a
+mix, and the pipeline never locks this file. Reconnect to see the latest data.
 
 | view | rows |
 |---|---|

@@ -23,14 +23,13 @@ import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from data.canonical import CANONICAL, LINEAGE, CanonicalTable
 
-__all__ = ["MANIFEST_COLUMNS", "Lake", "SnapshotEntry"]
+__all__ = ["EMPTY", "MANIFEST_COLUMNS", "Lake", "SnapshotEntry"]
 
 #: DuckDB column types of a manifest entry, for ``read_json(..., columns=...)``.
 MANIFEST_COLUMNS = {
@@ -46,7 +45,8 @@ MANIFEST_COLUMNS = {
     "cursor": "VARCHAR",
     "current": "BOOLEAN",
 }
-_EMPTY = "_empty"
+#: System and snapshot folder name of the empty files that give every view its columns.
+EMPTY = "_empty"
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,10 @@ class Lake:
         con = duckdb.connect()
         try:
             for table in CANONICAL.values():
-                seed = self.canonical_dir(table.name, _EMPTY, _EMPTY) / "data.parquet"
+                seed = self.canonical_dir(table.name, EMPTY, EMPTY) / "data.parquet"
                 if not seed.exists():
                     _atomic_copy(con, f"SELECT * FROM ({empty_select(table)})", seed)
-                qseed = self.quarantine_dir(table.name, _EMPTY, _EMPTY) / "data.parquet"
+                qseed = self.quarantine_dir(table.name, EMPTY, EMPTY) / "data.parquet"
                 if not qseed.exists():
                     _atomic_copy(con, f"SELECT * FROM ({empty_quarantine_select()})", qseed)
         finally:
@@ -179,7 +179,7 @@ class Lake:
         for layer in ("raw", "canonical", "quarantine"):
             for snap in self.root.glob(f"{layer}/*/*/*"):
                 key = (snap.parent.parent.name, snap.parent.name, snap.name)
-                if snap.is_dir() and snap.name != _EMPTY and key not in listed:
+                if snap.is_dir() and snap.name != EMPTY and key not in listed:
                     shutil.rmtree(snap, ignore_errors=True)
                     removed.append(snap)
         return removed
@@ -203,11 +203,6 @@ def empty_quarantine_select() -> str:
         "CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS VARCHAR) AS reason, "
         "CAST(NULL AS VARCHAR) AS record WHERE false"
     )
-
-
-def utc_now_iso() -> str:
-    """The current UTC time as ISO-8601 with microseconds."""
-    return datetime.now(UTC).isoformat()
 
 
 def _atomic_copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:

@@ -1,10 +1,10 @@
 """``HOME/warehouse.duckdb``: the views analysts, the app and tests query, over the lake's files.
 
-The file holds views only, never data. Each view reads the lake's Parquet files joined to
-``lake/manifest.json`` (:mod:`data.lake`), so a publish changes what the views return without
-writing this file: the pipeline never holds it open, and any number of readers may open it
-read-only (``duckdb.connect(path, read_only=True)``) at any time. It is rebuilt (to a temporary
-file, then renamed over the old one) only when it is missing or its view definitions changed.
+The file holds views only, never data. The current views name the current snapshots' folders
+(immutable Parquet, :mod:`data.lake`); after each publish the pipeline writes a new file next to
+it and renames it over the old one, so it never holds this file open, and any number of readers
+may open it read-only (``duckdb.connect(path, read_only=True)``) at any time: a reader sees the
+previous snapshots or the new ones, complete.
 
 Views (``data/README.md`` documents every column):
 
@@ -23,12 +23,13 @@ from pathlib import Path
 import duckdb
 
 from data.canonical import CANONICAL
-from data.lake import MANIFEST_COLUMNS, Lake
+from data.lake import EMPTY, MANIFEST_COLUMNS, Lake, SnapshotEntry
+from data.sql import sql_literal
 
 __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
 #: Bump when a view definition changes, so existing warehouse files are rebuilt.
-VIEWS_VERSION = 1
+VIEWS_VERSION = 2
 
 
 def warehouse_path(home: Path) -> Path:
@@ -37,15 +38,12 @@ def warehouse_path(home: Path) -> Path:
 
 
 def connect(home: Path) -> duckdb.DuckDBPyConnection:
-    """Open ``HOME/warehouse.duckdb`` read-only, building it first if it is missing.
+    """Open ``HOME/warehouse.duckdb`` read-only, on the current snapshots (rebuilt if outdated).
 
     Raises:
         duckdb.Error: the file cannot be opened.
     """
-    path = warehouse_path(home)
-    if not path.exists():
-        ensure_warehouse(home)
-    con = duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(ensure_warehouse(home)), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -53,22 +51,26 @@ def connect(home: Path) -> duckdb.DuckDBPyConnection:
 def ensure_warehouse(home: Path) -> Path:
     """Create the lake layout and (re)build ``HOME/warehouse.duckdb`` if missing or outdated.
 
-    The views embed the absolute path of the lake, so a home folder that moved is rebuilt too.
-    Returns the warehouse path.
+    Outdated means: other view definitions, another lake path (the home moved) or other current
+    snapshots than the manifest's. The pipeline calls this after every publish. Returns the path.
     """
     lake = Lake(home)
     lake.ensure_layout()
     path = warehouse_path(home)
-    if path.exists() and _built_for(path) == (VIEWS_VERSION, str(lake.root)):
+    entries = lake.entries()
+    built_for = (VIEWS_VERSION, str(lake.root), _current_key(entries))
+    if path.exists() and _built_for(path) == built_for:
         return path
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        for sql in view_statements(lake):
+        for sql in view_statements(lake, entries):
             con.execute(sql)
-        con.execute("CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root",
-                    [VIEWS_VERSION, str(lake.root)])  # fmt: skip
+        con.execute(
+            "CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root, ? AS current_snapshots",
+            list(built_for),
+        )
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -76,46 +78,60 @@ def ensure_warehouse(home: Path) -> Path:
     return path
 
 
-def view_statements(lake: Lake) -> list[str]:
-    """The ``CREATE VIEW`` statements of the warehouse, over ``lake``'s files."""
+def view_statements(lake: Lake, entries: list[SnapshotEntry]) -> list[str]:
+    """The ``CREATE VIEW`` statements of the warehouse, over ``lake``'s files and its ``entries``.
+
+    The current views name the current snapshots' folders explicitly. (Joining all files to the
+    manifest inside one query races a publish: the file listing and the manifest are read at
+    different moments, and a reader caught between them saw no rows at all.) Snapshot folders are
+    immutable and kept, so a reader still holding the previous definitions reads the previous
+    snapshots, complete.
+    """
     struct = ", ".join(f"{k} {v}" for k, v in MANIFEST_COLUMNS.items())
-    manifest = str(lake.manifest_path)
+    manifest = sql_literal(str(lake.manifest_path))
     stmts = [
         "CREATE VIEW snapshots AS SELECT unnest(snapshots, recursive := true) FROM "
-        f"read_json('{manifest}', columns = {{'version': 'INTEGER', 'snapshots': 'STRUCT({struct})[]'}})"
+        f"read_json({manifest}, columns = {{'version': 'INTEGER', 'snapshots': 'STRUCT({struct})[]'}})"
     ]
     quarantine = []
     for name in CANONICAL:
-        files = f"read_parquet('{lake.canonical_glob(name)}')"
+        current = [e for e in entries if e.current and e.object == name]
+        files = [
+            lake.canonical_dir(name, EMPTY, EMPTY),
+            *(lake.canonical_dir(name, e.system, e.snapshot_id) for e in current),
+        ]
+        bad = [lake.quarantine_dir(name, EMPTY, EMPTY)]
+        bad += [lake.quarantine_dir(name, e.system, e.snapshot_id) for e in current if e.quarantined]
+        stmts.append(f"CREATE VIEW {name} AS SELECT * FROM {_parquet(files)}")
         stmts.append(
-            f"CREATE VIEW {name} AS SELECT c.* FROM {files} AS c SEMI JOIN "
-            f"(SELECT system, snapshot_id FROM snapshots WHERE current AND object = '{name}') AS m "
-            "USING (system, snapshot_id)"
-        )
-        stmts.append(
-            f"CREATE VIEW {name}_history AS SELECT c.* FROM {files} AS c SEMI JOIN "
+            f"CREATE VIEW {name}_history AS SELECT c.* FROM "
+            f"read_parquet({sql_literal(lake.canonical_glob(name))}) AS c SEMI JOIN "
             f"(SELECT system, snapshot_id FROM snapshots WHERE object = '{name}') AS m "
             "USING (system, snapshot_id)"
         )
-        quarantine.append(
-            f"SELECT '{name}' AS object, q.* FROM read_parquet('{lake.quarantine_glob(name)}') AS q "
-            "SEMI JOIN "
-            f"(SELECT system, snapshot_id FROM snapshots WHERE current AND object = '{name}') AS m "
-            "USING (system, snapshot_id)"
-        )
+        quarantine.append(f"SELECT '{name}' AS object, * FROM {_parquet(bad)}")
     stmts.append("CREATE VIEW quarantine AS " + " UNION ALL ".join(quarantine))
     return stmts
 
 
-def _built_for(path: Path) -> tuple[int, str] | None:
+def _parquet(folders: list[Path]) -> str:
+    """``read_parquet`` over every Parquet file of ``folders``."""
+    return "read_parquet([" + ", ".join(sql_literal(str(f / "*.parquet")) for f in folders) + "])"
+
+
+def _current_key(entries: list[SnapshotEntry]) -> str:
+    return " ".join(sorted(f"{e.object}/{e.system}/{e.snapshot_id}" for e in entries if e.current))
+
+
+def _built_for(path: Path) -> tuple[int, str, str] | None:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
         return None
     try:
-        row = con.execute("SELECT views_version, lake_root FROM tieout_meta").fetchone()
+        row = con.execute("SELECT views_version, lake_root, current_snapshots FROM tieout_meta").fetchone()
     except duckdb.Error:
         return None
     finally:
         con.close()
-    return (int(row[0]), str(row[1])) if row else None
+    return (int(row[0]), str(row[1]), str(row[2])) if row else None

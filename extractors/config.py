@@ -33,6 +33,8 @@ import yaml
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from extractors.mapping import Expr, Lookup, ObjectMapping
+
 __all__ = [
     "ConfigError",
     "FilesSystem",
@@ -91,6 +93,13 @@ class MappingOverride(_Strict):
 
     fields: dict[str, str | LookupSpec] = Field(default_factory=dict)
     where: str | None = None
+
+    def applied_to(self, mapping: ObjectMapping) -> ObjectMapping:
+        """``mapping`` with these column expressions and record filter taking precedence."""
+        exprs: dict[str, Expr] = {
+            k: v if isinstance(v, str) else Lookup(v.value, v.map, v.strict) for k, v in self.fields.items()
+        }
+        return mapping.overridden(exprs, self.where)
 
 
 class _System(_Strict):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from extractors.base import ConnectorContext, HttpConnector
-from extractors.config import HubSpotSystem, LookupSpec, secret
+from extractors.config import HubSpotSystem, secret
 from extractors.mapping import Expr, Lookup, ObjectMapping
 from extractors.paginators import CursorPaging, RequestSpec
 from extractors.staging import RawSink
@@ -87,11 +87,11 @@ class HubSpotConnector(HttpConnector):
 
     def properties(self, obj: str) -> list[str]:
         """The properties to ask for: those the default mapping and sources.yaml's override read."""
-        default = MAPPINGS[obj]
-        exprs: list[str | Lookup | LookupSpec | None] = [default.where, *default.fields.values()]
+        mappings = [MAPPINGS[obj]]
         override = self.config.mappings.get(obj)  # type: ignore[call-overload]
         if override is not None:
-            exprs += [override.where, *override.fields.values()]
+            mappings.append(override.applied_to(MAPPINGS[obj]))
+        exprs = [e for m in mappings for e in (m.where, *m.fields.values())]
         texts = [e if isinstance(e, str) else e.value for e in exprs if e is not None]
         return sorted({name for text in texts for name in _PROPERTY.findall(text)})
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from data.canonical import LINEAGE, CanonicalTable
+from data.sql import sql_literal
 
 __all__ = [
     "Expr",
@@ -86,11 +87,6 @@ def required_paths(mapping: ObjectMapping, table: CanonicalTable) -> list[tuple[
             expr = spec.value if isinstance(spec, Lookup) else spec
             pairs.extend((col.name, "$" + m.group(1)) for m in _PATH.finditer(expr))
     return pairs
-
-
-def sql_literal(value: str) -> str:
-    """Return ``value`` as a SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def compile_mapping(

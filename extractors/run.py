@@ -32,7 +32,8 @@ from data.warehouse import ensure_warehouse
 from extractors.base import Connector, ConnectorContext
 from extractors.config import ConfigError, SourcesConfig, SystemConfig, load_sources
 from extractors.connectors import build_connector
-from extractors.mapping import Lookup, ObjectMapping, sql_literal
+from extractors.http import Redactor
+from extractors.mapping import ObjectMapping, sql_literal
 from extractors.staging import RawSink
 from extractors.statuses import value_maps
 from extractors.transform import build_snapshot
@@ -213,20 +214,17 @@ def _run_object(
         finally:
             duck.close()
         published_at = datetime.now(UTC)
-        lake.publish(
-            staged,
-            SnapshotEntry(
-                system=slug, object=obj, snapshot_id=snapshot_id, run_id=run.run_id, mode=run.mode,
-                extracted_at=run.started_at.isoformat(), published_at=published_at.isoformat(),
-                rows=counts.rows, quarantined=counts.quarantined, cursor=counts.cursor,
-            ),
+        entry = SnapshotEntry(
+            system=slug, object=obj, snapshot_id=snapshot_id, run_id=run.run_id, mode=run.mode,
+            extracted_at=run.started_at.isoformat(), published_at=published_at.isoformat(),
+            rows=counts.rows, quarantined=counts.quarantined, cursor=counts.cursor,
         )  # fmt: skip
+        lake.publish(staged, entry)
+        ensure_warehouse(lake.root.parent)
         run.status, run.snapshot_id = "succeeded", snapshot_id
         run.rows, run.received, run.quarantined = counts.rows, counts.received, counts.quarantined
         with engine.begin() as con:
-            con.execute(SNAPSHOTS.insert().values(
-                snapshot_id=snapshot_id, system=slug, object=obj, run_id=run.run_id,
-                published_at=published_at, rows=counts.rows, quarantined=counts.quarantined))  # fmt: skip
+            _catalogue(con, entry)
     except Exception as exc:
         run.status = "failed"
         run.error_class = type(exc).__name__
@@ -248,13 +246,7 @@ def _run_object(
 def _mapping(connector: Connector, cfg: SystemConfig, obj: str) -> ObjectMapping:
     base = connector.default_mapping(obj)
     override = cfg.mappings.get(obj)  # type: ignore[call-overload]
-    if override is None:
-        return base
-    fields = {
-        k: Lookup(v.value, v.map, v.strict) if not isinstance(v, str) else v
-        for k, v in override.fields.items()
-    }
-    return base.overridden(fields, override.where)
+    return base if override is None else override.applied_to(base)
 
 
 def _http_counts(connector: Connector) -> tuple[int, int, Counter[int]]:
@@ -304,15 +296,20 @@ def _recover(engine: sa.Engine, lake: Lake) -> None:
             if entry is not None:
                 values.update(status="succeeded", rows=entry.rows, quarantined=entry.quarantined,
                               snapshot_id=entry.snapshot_id)  # fmt: skip
-                con.execute(SNAPSHOTS.insert().values(
-                    snapshot_id=entry.snapshot_id, system=entry.system, object=entry.object, run_id=run_id,
-                    published_at=datetime.fromisoformat(entry.published_at), rows=entry.rows,
-                    quarantined=entry.quarantined))  # fmt: skip
+                _catalogue(con, entry)
             else:
                 values.update(status="interrupted", error_class="Interrupted", error_message=(
                     "the process stopped before this run finished (killed or crashed); the previous "
                     "snapshot stayed current"))  # fmt: skip
             con.execute(EXTRACTION_RUNS.update().where(EXTRACTION_RUNS.c.run_id == run_id).values(**values))
+
+
+def _catalogue(con: sa.Connection, entry: SnapshotEntry) -> None:
+    """Record a published snapshot in the app-state catalogue."""
+    con.execute(SNAPSHOTS.insert().values(
+        snapshot_id=entry.snapshot_id, system=entry.system, object=entry.object, run_id=entry.run_id,
+        published_at=datetime.fromisoformat(entry.published_at), rows=entry.rows,
+        quarantined=entry.quarantined))  # fmt: skip
 
 
 def _row(run: RunResult) -> dict[str, Any]:
@@ -321,13 +318,12 @@ def _row(run: RunResult) -> dict[str, Any]:
 
 def _redact(message: str, cfg: SystemConfig) -> str:
     """Remove the value of every secret variable the system's config names (``*_env``) from ``message``."""
+    names: list[str] = []
     stack: list[dict[str, Any]] = [cfg.model_dump()]
     while stack:
         for key, value in stack.pop().items():
             if isinstance(value, dict):
                 stack.append(value)
             elif isinstance(value, str) and key.endswith("_env"):
-                secret_value = os.environ.get(value)
-                if secret_value and len(secret_value) >= 4:
-                    message = message.replace(secret_value, "REDACTED")
-    return message
+                names.append(value)
+    return Redactor(os.environ.get(name, "") for name in names).text(message)

@@ -108,8 +108,8 @@ def build_snapshot(
         f"SELECT system, snapshot_id, run_id, extracted_at, CAST({key} AS VARCHAR) AS record_key, "
         f"'superseded: a later record in the same pull has the same {key}' AS reason, "
         f"CAST(to_json(struct_pack({', '.join(table.names)})) AS VARCHAR) AS record FROM mapped "
-        "JOIN repeated USING ({key}) WHERE _reason = '' AND _pos <> _keep"
-    ).replace("{key}", key)
+        f"JOIN repeated USING ({key}) WHERE _reason = '' AND _pos <> _keep"
+    )
     bad = (
         f"SELECT system, snapshot_id, run_id, extracted_at, CAST({key} AS VARCHAR) AS record_key, "
         "_reason AS reason, _record AS record FROM mapped WHERE _reason <> ''"
