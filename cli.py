@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -140,25 +142,88 @@ def extract_cmd(
     Exits 0 when every run succeeded, 1 when one failed (the others still ran), 2 on a bad
     configuration, 3 when another pipeline run is in progress.
     """
-    from data.lock import PipelineBusy
-    from extractors.config import ConfigError
     from extractors.report import ExtractProgress, print_summary
     from extractors.run import extract
 
     home = _home(home)
+    with _pipeline_errors(), ExtractProgress() as progress:
+        results = extract(home, systems=system, objects=obj, full=full, on_progress=progress.update,
+                          on_result=progress.finish)  # fmt: skip
+    print_summary(results)
+    if any(r.status != "succeeded" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    home: HomeOption = Path("data"),
+    rule: Annotated[list[str] | None, typer.Option("--rule", help="Only this rule (repeatable).")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Replay on the snapshots current at a past moment: SNAPSHOT id, DATE (end of day, UTC) "
+            "or ISO timestamp.",
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Rules file (default: HOME/rules.yaml, else the starter catalogue).")
+    ] = None,
+) -> None:
+    """Run the reconciliation rules on the current (or past) snapshots and print a summary per rule.
+
+    Exit codes: 0 done, 1 a rule failed, 2 bad configuration or rules, 3 another run holds the lock.
+    """
+    from reconcile.report import print_reconciliation
+    from reconcile.run import reconcile
+
+    home = _home(home)
+    with _pipeline_errors():
+        run = reconcile(home, rules=rules, rule_ids=rule, as_of=as_of)
+    print_reconciliation(run)
+    if any(r.status == "failed" for r in run.results):
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_cmd(home: HomeOption = Path("data")) -> None:
+    """Run the whole pipeline once: extract every system, then reconcile; print a summary.
+
+    Exit codes: 0 done, 1 an extraction or a rule failed, 2 bad configuration or rules, 3 busy.
+    """
+    from extractors.report import ExtractProgress, print_summary
+    from pipeline import run_pipeline
+    from reconcile.report import print_reconciliation
+
+    home = _home(home)
+    with _pipeline_errors(), ExtractProgress() as progress:
+        result = run_pipeline(home, on_progress=progress.update, on_result=progress.finish)
+    print_summary(result.extractions)
+    if result.reconciliation is not None:
+        print_reconciliation(result.reconciliation)
+    failed = any(r.status != "succeeded" for r in result.extractions) or (
+        result.reconciliation is not None and any(r.status == "failed" for r in result.reconciliation.results)
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _pipeline_errors() -> Iterator[None]:
+    """Turn configuration and rule errors into exit code 2, a busy pipeline into 3, with the reason."""
+    from data.lock import PipelineBusy
+    from extractors.config import ConfigError
+    from reconcile.inputs import AsOfError
+    from reconcile.rules import RuleError
+
     try:
-        with ExtractProgress() as progress:
-            results = extract(home, systems=system, objects=obj, full=full, on_progress=progress.update,
-                              on_result=progress.finish)  # fmt: skip
-    except ConfigError as exc:
+        yield
+    except (ConfigError, RuleError, AsOfError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except PipelineBusy as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from exc
-    print_summary(results)
-    if any(r.status != "succeeded" for r in results):
-        raise typer.Exit(1)
 
 
 @app.command("status")
@@ -208,17 +273,21 @@ def _on_simulators_ready(home: Path, extract: bool) -> None:
 def _extract_and_report(home: Path) -> None:
     from extractors.config import ConfigError
     from extractors.report import ExtractProgress, print_status, print_summary
-    from extractors.run import extract
     from extractors.status import object_status
+    from pipeline import run_pipeline
+    from reconcile.report import print_reconciliation
+    from reconcile.rules import RuleError
 
     try:
         with ExtractProgress() as progress:
-            results = extract(home, on_progress=progress.update, on_result=progress.finish)
-    except ConfigError as exc:
+            result = run_pipeline(home, on_progress=progress.update, on_result=progress.finish)
+    except (ConfigError, RuleError) as exc:
         typer.echo(f"error: {exc}", err=True)
         return
-    print_summary(results)
+    print_summary(result.extractions)
     print_status(object_status(home))
+    if result.reconciliation is not None:
+        print_reconciliation(result.reconciliation)
     typer.echo(f"Warehouse: {home / 'warehouse.duckdb'} (open it read-only with DuckDB).")
     typer.echo("Ctrl-C stops the simulators.")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -225,9 +226,15 @@ SystemConfig = Annotated[
 
 
 class SourcesConfig(_Strict):
-    """The whole of sources.yaml: the systems by slug (``crm``, ``psa``, ``erp``, ...)."""
+    """The whole of sources.yaml: the systems by slug (``crm``, ``psa``, ``erp``, ...).
+
+    ``reporting_currency`` is what amounts at risk are converted to. ``business_date`` pins the
+    firm's "today" for reconciliation (ages, ``{as_of}`` in rules): the demo firm is frozen at its
+    as-of date; leave it out for a live firm, whose business date is the day of each run.
+    """
 
     reporting_currency: Annotated[str, Field(pattern="^[A-Z]{3}$")] = "USD"
+    business_date: date | None = None
     systems: Annotated[dict[str, SystemConfig], Field(min_length=1)]
     path: Path = Path("sources.yaml")
 

@@ -3,7 +3,8 @@
 One job per system (id ``extract:<system>``), triggered every ``interval_minutes`` or on the
 ``cron`` line (UTC). Jobs live in the app-state database (SQLAlchemy job store), so a restart keeps
 their next run times; misfired runs are coalesced into one, and one job never overlaps itself
-(``max_instances=1``). Jobs run one at a time in this process, and the pipeline lock keeps them
+(``max_instances=1``). A job is one pipeline run (:func:`pipeline.scheduled_run`: extract the
+system, then reconcile). Jobs run one at a time in this process, and the pipeline lock keeps them
 from overlapping a ``tieout extract`` started by hand (a job waits for it).
 """
 
@@ -24,23 +25,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from data.appstate import state_url
 from extractors.config import Schedule, load_sources
-from extractors.run import extract
+from pipeline import scheduled_run
 
-__all__ = ["LOCK_WAIT_S", "configure_jobs", "make_scheduler", "run_pipeline", "run_scheduler", "trigger"]
+__all__ = ["configure_jobs", "make_scheduler", "run_scheduler", "trigger"]
 
-#: How long a scheduled run waits for a run in progress (another job, or the CLI), in seconds.
-LOCK_WAIT_S = 3600.0
 _JOB_PREFIX = "extract:"
-
-
-def run_pipeline(home: str, system: str) -> None:
-    """The scheduled job: one pipeline run for ``system`` (module-level, so the job store can name it).
-
-    Raises:
-        extractors.config.ConfigError: sources.yaml became invalid.
-        data.lock.PipelineBusy: a run held the lock for longer than :data:`LOCK_WAIT_S`.
-    """
-    extract(Path(home), systems=[system], lock_wait_s=LOCK_WAIT_S)
 
 
 def trigger(schedule: Schedule) -> BaseTrigger:
@@ -64,7 +53,7 @@ def configure_jobs(scheduler: BaseScheduler, home: Path) -> list[str]:
     for slug, cfg in config.systems.items():
         job_id = _JOB_PREFIX + slug
         scheduler.add_job(
-            run_pipeline,
+            scheduled_run,
             trigger(cfg.schedule),
             args=[str(home), slug],
             id=job_id,

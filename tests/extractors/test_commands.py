@@ -14,9 +14,11 @@ import sqlalchemy as sa
 import yaml
 
 from data.appstate import state_url
+from data.breaks import BreakStore
 from data.lake import Lake
 from data.lock import PipelineLock
-from extractors.schedule import configure_jobs, make_scheduler, run_pipeline
+from extractors.schedule import configure_jobs, make_scheduler
+from pipeline import scheduled_run
 
 
 def _tieout(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -84,7 +86,7 @@ def test_schedule_keeps_one_job_per_system_in_the_app_state_database(home: Path)
         assert sorted(configure_jobs(scheduler, home)) == ["extract:crm", "extract:erp", "extract:psa"]
         psa = scheduler.get_job("extract:psa")
         assert psa.trigger.interval.total_seconds() == 30 * 60 and psa.coalesce and psa.max_instances == 1
-        assert psa.func_ref == "extractors.schedule:run_pipeline"  # what the job store saves
+        assert psa.func_ref == "pipeline:scheduled_run"  # what the job store saves
         data = yaml.safe_load((home / "sources.yaml").read_text())
         del data["systems"]["crm"]
         data["systems"]["erp"]["schedule"] = {"cron": "15 2 * * *"}
@@ -120,8 +122,12 @@ def test_a_due_job_runs_the_pipeline_for_its_system(home: Path) -> None:
     assert Lake(home).current("psa", "customers") is not None
 
 
-def test_run_pipeline_extracts_one_system(home: Path) -> None:
-    run_pipeline(str(home), "psa")
+def test_scheduled_run_extracts_one_system_and_reconciles(home: Path) -> None:
+    scheduled_run(str(home), "psa")
     assert (
         Lake(home).current("psa", "customers") is not None and Lake(home).current("crm", "customers") is None
     )
+    run = BreakStore(home, "reconciliation").latest()
+    assert run is not None
+    status = {r["rule_id"]: r["status"] for r in run["results"]}
+    assert status["unbilled_time"] == "ok" and status["customers_crm_erp"] == "skipped"

@@ -1,0 +1,156 @@
+"""Breaks in the lake: one immutable folder per run, and a pointer to the latest run per category.
+
+Layout (``category`` is ``reconciliation`` or ``data_quality``)::
+
+    lake/breaks/<category>/latest.json               the latest live run: {"run_id", "published_at"}
+    lake/breaks/<category>/<run_id>/breaks.parquet   the run's breaks (BREAK_COLUMNS)
+    lake/breaks/<category>/<run_id>/ledger.parquet   every break ever seen up to this run (LEDGER_COLUMNS)
+    lake/breaks/<category>/<run_id>/rules.parquet    per-rule figures of the run (RULE_RUN_COLUMNS)
+    lake/breaks/<category>/<run_id>/run.json         the run: moment, business date, input snapshots
+
+A run writes its folder under ``lake/.staging``, renames it into place, and (for a live run, not
+an ``--as-of`` replay) replaces ``latest.json`` atomically, so readers see the previous run or the
+new one, complete. Folders are kept: they are the history that ``first_seen`` and the month-end
+evidence come from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from data.lake import Lake  # noqa: PLC2701
+from data.lake import _atomic_write as atomic_write
+from data.lake import _fsync_dir as fsync_dir
+from data.lake import _fsync_tree as fsync_tree
+
+__all__ = ["BREAK_COLUMNS", "CATEGORIES", "LEDGER_COLUMNS", "RULE_RUN_COLUMNS", "BreakStore"]
+
+CATEGORIES = ("reconciliation", "data_quality")
+
+#: The ``breaks`` view: (name, DuckDB type, meaning).
+BREAK_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("break_id", "VARCHAR", "stable id: hash of rule, break type, field and match key values"),
+    ("rule_id", "VARCHAR", "the reconciliation rule (or `suite.expectation` for data quality)"),
+    ("category", "VARCHAR", "`reconciliation` or `data_quality`"),
+    ("break_type", "VARCHAR", "`missing_in_target`, `missing_in_source`, `field_mismatch`, `duplicate`, "
+                              "`orphan`, `aggregate_mismatch`, `aged` (data quality: its own types)"),
+    ("object", "VARCHAR", "canonical object of the rule's source"),
+    ("source_system", "VARCHAR", "the rule's source system (its system of record side)"),
+    ("target_system", "VARCHAR", "the rule's target system"),
+    ("source_id", "VARCHAR", "the record's id in the source system (group key for aggregates)"),
+    ("target_id", "VARCHAR", "the record's id in the target system"),
+    ("match_key", "VARCHAR", "match key values (`|`-joined) or the record id when it has none"),
+    ("legal_entity_id", "VARCHAR", "legal entity of the record"),
+    ("customer", "VARCHAR", "customer name"),
+    ("project_code", "VARCHAR", "project code"),
+    ("invoice_cycle", "VARCHAR", "billing period `YYYY-MM`"),
+    ("field", "VARCHAR", "compared field (field and aggregate mismatches)"),
+    ("source_value", "VARCHAR", "the source's value, as text"),
+    ("target_value", "VARCHAR", "the target's value, as text"),
+    ("amount", "DECIMAL(18,2)", "value of the break in `currency`"),
+    ("currency", "VARCHAR", "ISO 4217 currency of `amount`"),
+    ("amount_at_risk", "DECIMAL(18,2)", "`amount` in the reporting currency (FX rate of the invoice "
+                                        "cycle's month); NULL when no rate is known"),
+    ("reporting_currency", "VARCHAR", "ISO 4217 reporting currency of `amount_at_risk`"),
+    ("severity", "VARCHAR", "`high`, `medium` or `low`, from amount at risk and age"),
+    ("age_days", "INTEGER", "days since the record's date (aged breaks) or since first seen"),
+    ("aging_bucket", "VARCHAR", "`0-30`, `31-60`, `61-90` or `90+` (bounds from the rules' settings)"),
+    ("suggestions", "VARCHAR", "JSON list of fuzzy match candidates `{id, name, score}` (unmatched "
+                               "customers), or NULL"),
+    ("first_seen", "TIMESTAMPTZ", "the run that first found it (kept when it clears and returns)"),
+    ("last_seen", "TIMESTAMPTZ", "the latest run that found it"),
+    ("reopened_at", "TIMESTAMPTZ", "when it last came back after being cleared, or NULL"),
+    ("run_id", "VARCHAR", "the run that found it"),
+)  # fmt: skip
+
+#: Every break ever seen up to a run; ``cleared_at`` is set while it is absent.
+LEDGER_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("break_id", "VARCHAR", "as in `breaks`"),
+    ("rule_id", "VARCHAR", "as in `breaks`"),
+    ("break_type", "VARCHAR", "as in `breaks`"),
+    ("source_id", "VARCHAR", "as in `breaks` (as last seen)"),
+    ("target_id", "VARCHAR", "as in `breaks` (as last seen)"),
+    ("field", "VARCHAR", "as in `breaks`"),
+    ("legal_entity_id", "VARCHAR", "as in `breaks` (as last seen)"),
+    ("first_seen", "TIMESTAMPTZ", "first run that found it"),
+    ("last_seen", "TIMESTAMPTZ", "latest run that found it"),
+    ("cleared_at", "TIMESTAMPTZ", "first run that no longer found it (NULL while it is open)"),
+    ("reopened_at", "TIMESTAMPTZ", "when it last came back after being cleared"),
+    ("times_cleared", "INTEGER", "how often it cleared"),
+)
+
+#: Per rule and run (the ``reconciliation_runs`` view).
+RULE_RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run_id", "VARCHAR", "the reconciliation run"),
+    ("rule_id", "VARCHAR", "the rule"),
+    ("status", "VARCHAR", "`ok`, `skipped` (an input has no snapshot; previous breaks kept) or `failed`"),
+    ("error", "VARCHAR", "why it was skipped or failed"),
+    ("started_at", "TIMESTAMPTZ", "when the run started (UTC)"),
+    ("as_of", "TIMESTAMPTZ", "the moment whose current snapshots were reconciled"),
+    ("business_date", "DATE", "the date ages and `{as_of}` refer to"),
+    ("replay", "BOOLEAN", "an `--as-of` replay (not in the `breaks` view)"),
+    ("source_rows", "BIGINT", "source rows after the filter (groups for aggregate rules)"),
+    ("target_rows", "BIGINT", "target rows after the filter (groups for aggregate rules)"),
+    ("compared", "BIGINT", "pairs (or groups) found on both sides"),
+    ("matched", "BIGINT", "compared without a break"),
+    ("breaks", "BIGINT", "breaks found"),
+    ("breaks_by_type", "VARCHAR", "JSON object break type -> count"),
+    ("duration_s", "DOUBLE", "seconds the rule took"),
+)
+
+
+class BreakStore:
+    """The break runs of one category in one home folder (see the module docs for the layout)."""
+
+    def __init__(self, home: Path, category: str) -> None:
+        if category not in CATEGORIES:
+            raise ValueError(f"unknown break category {category!r}; categories: {', '.join(CATEGORIES)}")
+        self.lake = Lake(home)
+        self.category = category
+        self.root = self.lake.root / "breaks" / category
+
+    def run_dir(self, run_id: str) -> Path:
+        """``lake/breaks/<category>/<run_id>``."""
+        return self.root / run_id
+
+    def latest(self) -> dict[str, Any] | None:
+        """The latest live run's ``run.json`` (with ``run_id``), or None before the first run."""
+        try:
+            pointer = json.loads((self.root / "latest.json").read_text())
+        except FileNotFoundError:
+            return None
+        return self.run(str(pointer["run_id"]))
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The ``run.json`` of run ``run_id``.
+
+        Raises:
+            FileNotFoundError: no such run.
+        """
+        return dict(json.loads((self.run_dir(run_id) / "run.json").read_text()))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every published run's ``run.json``, oldest first."""
+        found = [json.loads(p.read_text()) for p in self.root.glob("*/run.json")]
+        return sorted(found, key=lambda r: (r["started_at"], r["run_id"]))
+
+    def staging(self, run_id: str) -> Path:
+        """A fresh staging folder for run ``run_id`` (removed by :meth:`Lake.sweep` if the run dies)."""
+        path = self.lake.staging_root / f"breaks-{run_id}"
+        path.mkdir(parents=True)
+        return path
+
+    def publish(self, staged: Path, run: dict[str, Any]) -> Path:
+        """Write ``run.json`` into ``staged`` and move it into place; a live run also becomes ``latest``."""
+        (staged / "run.json").write_text(json.dumps(run, indent=1, default=str))
+        target = self.run_dir(run["run_id"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fsync_tree(staged)
+        os.rename(staged, target)
+        fsync_dir(target.parent)
+        if not run["replay"]:
+            atomic_write(self.root / "latest.json", json.dumps({"run_id": run["run_id"]}).encode())
+        return target

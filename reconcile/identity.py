@@ -1,0 +1,65 @@
+"""Break identity across runs: ``break_id``, ``first_seen``, clearing and reopening (SQL).
+
+``break_id`` hashes rule, break type, field and match key values, so the same break has the same
+id on every run. The ledger (every break ever seen, :data:`data.breaks.LEDGER_COLUMNS`) carries
+``first_seen`` from run to run; a break absent from a run that ran its rule is cleared
+(``cleared_at``), and when it returns it reopens with its first ``first_seen`` and a
+``reopened_at``. The engine's raw breaks are in :data:`reconcile.compile.RAW_BREAKS`, the rules'
+metadata in ``_rules`` and the previous ledger in ``_prev_ledger`` (temporary tables).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from reconcile.compile import RAW_BREAKS
+
+__all__ = ["BREAK_ID_SQL", "found_table", "ledger_sql", "seen_sql"]
+
+BREAK_ID_SQL = "substr(md5(concat_ws(chr(31), rule_id, break_type, coalesce(field, ''), match_key)), 1, 20)"
+
+
+def found_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``_found``: the raw breaks with ``break_id``, ``category`` and the rule's object and systems.
+
+    Raises:
+        RuntimeError: two breaks share an id (a rule's match key does not identify its records).
+    """
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _found AS SELECT {BREAK_ID_SQL} AS break_id, "
+        "'reconciliation' AS category, b.*, m.object, m.source_system, m.target_system, m.fixed_severity "
+        f"FROM {RAW_BREAKS} AS b JOIN _rules AS m USING (rule_id)"
+    )
+    dupes = con.execute("SELECT break_id FROM _found GROUP BY ALL HAVING count(*) > 1 LIMIT 1").fetchone()
+    if dupes is not None:
+        raise RuntimeError(
+            f"two breaks share break_id {dupes[0]}: a rule's match key does not identify its records"
+        )
+
+
+def seen_sql(now: str) -> str:
+    """``_found`` with ``first_seen`` (from the ledger, else ``now``) and ``reopened_at``."""
+    return (
+        f"SELECT f.*, coalesce(l.first_seen, {now}) AS first_seen, "
+        f"CASE WHEN l.cleared_at IS NOT NULL THEN {now} ELSE l.reopened_at END AS reopened_at "
+        "FROM _found AS f LEFT JOIN _prev_ledger AS l USING (break_id)"
+    )
+
+
+def ledger_sql(now: str, fresh: str) -> str:
+    """The new ledger: the previous one updated for the rules ``fresh`` (SQL list) by ``_found``."""
+    both = [
+        f"coalesce(f.{c}, l.{c}) AS {c}"
+        for c in ("break_id", "rule_id", "break_type", "source_id", "target_id", "field", "legal_entity_id")
+    ]
+    gone, back = "f.break_id IS NULL", "f.break_id IS NOT NULL AND l.cleared_at IS NOT NULL"
+    return (
+        f"SELECT {', '.join(both)}, coalesce(l.first_seen, {now}) AS first_seen, "
+        f"CASE WHEN {gone} THEN l.last_seen ELSE {now} END AS last_seen, "
+        f"CASE WHEN {gone} THEN coalesce(l.cleared_at, {now}) END AS cleared_at, "
+        f"CASE WHEN {back} THEN {now} ELSE l.reopened_at END AS reopened_at, "
+        f"CAST(coalesce(l.times_cleared, 0) + CASE WHEN {gone} AND l.cleared_at IS NULL THEN 1 ELSE 0 END "
+        "AS INTEGER) AS times_cleared "
+        f"FROM _found AS f FULL JOIN (SELECT * FROM _prev_ledger WHERE rule_id IN ({fresh})) AS l "
+        f"USING (break_id) UNION ALL SELECT * FROM _prev_ledger WHERE rule_id NOT IN ({fresh})"
+    )
