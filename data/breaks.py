@@ -21,12 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from data.lake import Lake  # noqa: PLC2701
-from data.lake import _atomic_write as atomic_write
-from data.lake import _fsync_dir as fsync_dir
-from data.lake import _fsync_tree as fsync_tree
+from data.lake import Lake, atomic_write, fsync_dir, fsync_tree
+from data.sql import sql_literal
 
-__all__ = ["BREAK_COLUMNS", "CATEGORIES", "LEDGER_COLUMNS", "RULE_RUN_COLUMNS", "BreakStore"]
+__all__ = ["BREAK_COLUMNS", "CATEGORIES", "LEDGER_COLUMNS", "RULE_RUN_COLUMNS", "BreakStore", "break_views"]
 
 CATEGORIES = ("reconciliation", "data_quality")
 
@@ -154,3 +152,41 @@ class BreakStore:
         if not run["replay"]:
             atomic_write(self.root / "latest.json", json.dumps({"run_id": run["run_id"]}).encode())
         return target
+
+
+def break_views(home: Path) -> tuple[list[str], str]:
+    """The views ``breaks``, ``break_ledger`` and ``reconciliation_runs``, and the key they were built for.
+
+    The key changes whenever a live run is published, so the warehouse file is rebuilt.
+
+    ``breaks`` and ``break_ledger`` name the latest live run's files of each category explicitly;
+    ``reconciliation_runs`` reads every published run (folders appear complete, by rename).
+    """
+    latest = [(c, BreakStore(home, c).latest()) for c in CATEGORIES]
+    runs = [(c, run) for c, run in latest if run is not None]
+    key = " ".join(f"{c}/{run['run_id']}" for c, run in runs)
+    folders = [BreakStore(home, c).run_dir(run["run_id"]) for c, run in runs]
+
+    def view(name: str, file: str, columns: tuple[tuple[str, str, str], ...]) -> str:
+        parts = [_empty(columns)] + [
+            f"SELECT * FROM read_parquet({sql_literal(str(folder / file))})" for folder in folders
+        ]
+        return f"CREATE VIEW {name} AS " + " UNION ALL BY NAME ".join(parts)
+
+    store = BreakStore(home, "reconciliation")
+    rules = sql_literal(str(store.root / "*" / "rules.parquet"))
+    all_runs = (
+        f"SELECT * FROM read_parquet({rules})"
+        if any(store.root.glob("*/rules.parquet"))
+        else _empty(RULE_RUN_COLUMNS)
+    )
+    stmts = [
+        view("breaks", "breaks.parquet", BREAK_COLUMNS),
+        view("break_ledger", "ledger.parquet", LEDGER_COLUMNS),
+        f"CREATE VIEW reconciliation_runs AS {all_runs}",
+    ]
+    return stmts, key
+
+
+def _empty(columns: tuple[tuple[str, str, str], ...]) -> str:
+    return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t, _ in columns) + " WHERE false"

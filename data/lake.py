@@ -8,12 +8,19 @@ Layout (one folder per snapshot, never changed once published)::
     lake/quarantine/<object>/<system>/<snapshot_id>/data.parquet   rows refused, with the reason
     lake/.staging/<run_id>/                              work in progress of a run
 
+Canonical files do not repeat in every row what the snapshot's manifest entry already says: a full
+snapshot's file holds the canonical columns only, an incremental snapshot's file ``run_id`` and
+``extracted_at`` followed by the canonical columns (the rows it carries over from the previous
+snapshot keep the run that fetched them). :meth:`Lake.snapshot_query` adds the rest of the lineage
+columns (:data:`data.canonical.LINEAGE`) from the entry. Quarantine files hold their lineage.
+
 A run writes everything in its staging folder, then :meth:`Lake.publish` moves each folder into
 place with one ``rename`` (atomic on one file system) and finally replaces the manifest (write a
-temporary file, fsync, ``os.replace``). Readers (the views of :mod:`data.warehouse`) join files to
-the manifest, so they see the old snapshot or the new one and never a partial one; a run that dies
-before the manifest is replaced leaves only staging or orphan folders, which :meth:`Lake.sweep`
-removes at the next run. Only the pipeline, holding :class:`data.lock.PipelineLock`, writes here.
+temporary file, fsync, ``os.replace``). Readers (the views of :mod:`data.warehouse`) read the
+folders the manifest names, so they see the old snapshot or the new one and never a partial one; a
+run that dies before the manifest is replaced leaves only staging or orphan folders, which
+:meth:`Lake.sweep` removes at the next run. Only the pipeline, holding
+:class:`data.lock.PipelineLock`, writes here.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from pathlib import Path
 import duckdb
 
 from data.canonical import CANONICAL, LINEAGE, CanonicalTable
+from data.sql import sql_literal
 
-__all__ = ["EMPTY", "MANIFEST_COLUMNS", "Lake", "SnapshotEntry"]
+__all__ = ["EMPTY", "atomic_write", "fsync_dir", "fsync_tree", "MANIFEST_COLUMNS", "Lake", "SnapshotEntry"]
 
 #: DuckDB column types of a manifest entry, for ``read_json(..., columns=...)``.
 MANIFEST_COLUMNS = {
@@ -96,19 +104,27 @@ class Lake:
         """Folder of a snapshot's quarantined records."""
         return self.root / "quarantine" / obj / system / snapshot_id
 
-    def canonical_glob(self, obj: str) -> str:
-        """Glob of every canonical file of ``obj`` (all systems and snapshots)."""
-        return str(self.root / "canonical" / obj / "*" / "*" / "*.parquet")
+    def snapshot_query(self, entry: SnapshotEntry) -> str:
+        """SQL over the rows of snapshot ``entry``: the lineage columns, then the canonical columns.
 
-    def quarantine_glob(self, obj: str) -> str:
-        """Glob of every quarantine file of ``obj``."""
-        return str(self.root / "quarantine" / obj / "*" / "*" / "*.parquet")
+        Columns are named rather than ``*``: files written before lineage left the rows also hold
+        ``system`` and ``snapshot_id`` (and a full snapshot's ``run_id`` and ``extracted_at``), with
+        the values the entry gives.
+        """
+        shared = {"system": sql_literal(entry.system), "snapshot_id": sql_literal(entry.snapshot_id)}
+        if entry.mode != "incremental":
+            shared["run_id"] = sql_literal(entry.run_id)
+            shared["extracted_at"] = f"TIMESTAMPTZ {sql_literal(entry.extracted_at)}"
+        lineage = [f"{shared[c.name]} AS {c.name}" if c.name in shared else c.name for c in LINEAGE]
+        columns = ", ".join([*lineage, *CANONICAL[entry.object].names])
+        folder = self.canonical_dir(entry.object, entry.system, entry.snapshot_id)
+        return f"SELECT {columns} FROM read_parquet({sql_literal(str(folder / '*.parquet'))})"
 
     def ensure_layout(self) -> None:
-        """Create the folders, an empty manifest and one empty file per canonical and quarantine glob.
+        """Create the folders, an empty manifest and one empty canonical and quarantine file per object.
 
-        The empty files (under ``_empty/_empty``, never in the manifest) give every view its
-        columns before the first snapshot exists.
+        The empty files (under ``_empty/_empty``, never in the manifest) hold every column of the
+        views (lineage included) and give them their columns before the first snapshot exists.
         """
         self.staging_root.mkdir(parents=True, exist_ok=True)
         if not self.manifest_path.exists():
@@ -155,9 +171,9 @@ class Lake:
         for src, dst in moves:
             if src.exists():
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                _fsync_tree(src)
+                fsync_tree(src)
                 os.rename(src, dst)
-                _fsync_dir(dst.parent)
+                fsync_dir(dst.parent)
         entries = [
             replace(e, current=False) if (e.system, e.object) == (entry.system, entry.object) else e
             for e in self.entries()
@@ -186,7 +202,7 @@ class Lake:
 
     def _write_manifest(self, entries: Iterable[SnapshotEntry]) -> None:
         body = {"version": 1, "snapshots": [asdict(e) for e in entries]}
-        _atomic_write(self.manifest_path, json.dumps(body, indent=1).encode())
+        atomic_write(self.manifest_path, json.dumps(body, indent=1).encode())
 
 
 def empty_select(table: CanonicalTable) -> str:
@@ -212,7 +228,8 @@ def _atomic_copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None
     os.replace(tmp, path)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically: temporary file, fsync, rename, fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
@@ -220,10 +237,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_tree(root: Path) -> None:
+def fsync_tree(root: Path) -> None:
+    """Flush every file under ``root`` to disk (before a folder is renamed into place)."""
     for p in [root, *root.rglob("*")]:
         if p.is_file():
             fd = os.open(p, os.O_RDONLY)
@@ -233,7 +251,8 @@ def _fsync_tree(root: Path) -> None:
                 os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Flush folder ``path``'s entries (a rename in it) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

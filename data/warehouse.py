@@ -1,10 +1,11 @@
 """``HOME/warehouse.duckdb``: the views analysts, the app and tests query, over the lake's files.
 
-The file holds views only, never data. The current views name the current snapshots' folders
-(immutable Parquet, :mod:`data.lake`); after each publish the pipeline writes a new file next to
-it and renames it over the old one, so it never holds this file open, and any number of readers
-may open it read-only (``duckdb.connect(path, read_only=True)``) at any time: a reader sees the
-previous snapshots or the new ones, complete.
+The file holds views only, never data. The snapshot views name the snapshots' folders
+(immutable Parquet, :mod:`data.lake`) and take the lineage their rows share from the manifest;
+after each publish the pipeline writes a new file next to it and renames it over the old one, so
+it never holds this file open, and any number of readers may open it read-only
+(``duckdb.connect(path, read_only=True)``) at any time: a reader sees the previous snapshots or
+the new ones, complete.
 
 Views (``data/README.md`` documents every column):
 
@@ -12,7 +13,10 @@ Views (``data/README.md`` documents every column):
   one row per record, with ``system``, ``snapshot_id``, ``run_id`` and ``extracted_at``;
 - ``customers_history`` (and the same for the other objects): every published snapshot;
 - ``snapshots``: the manifest, one row per published snapshot (``current`` flags the current ones);
-- ``quarantine``: records of current snapshots refused by the mapping, with ``object`` and ``reason``.
+- ``quarantine``: records of current snapshots refused by the mapping, with ``object`` and ``reason``;
+- ``breaks``: the breaks of the latest live reconciliation run (and data-quality run), with
+  ``break_ledger`` (every break ever seen: first seen, cleared, reopened) and
+  ``reconciliation_runs`` (per rule and run); see :mod:`data.breaks`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from data.breaks import break_views
 from data.canonical import CANONICAL
 from data.lake import EMPTY, MANIFEST_COLUMNS, Lake, SnapshotEntry
 from data.sql import sql_literal
@@ -29,7 +34,7 @@ from data.sql import sql_literal
 __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
 #: Bump when a view definition changes, so existing warehouse files are rebuilt.
-VIEWS_VERSION = 2
+VIEWS_VERSION = 4
 
 
 def warehouse_path(home: Path) -> Path:
@@ -51,21 +56,23 @@ def connect(home: Path) -> duckdb.DuckDBPyConnection:
 def ensure_warehouse(home: Path) -> Path:
     """Create the lake layout and (re)build ``HOME/warehouse.duckdb`` if missing or outdated.
 
-    Outdated means: other view definitions, another lake path (the home moved) or other current
-    snapshots than the manifest's. The pipeline calls this after every publish. Returns the path.
+    Outdated means: other view definitions, another lake path (the home moved), other current
+    snapshots than the manifest's, or another latest break run. The pipeline calls this after
+    every publish. Returns the path.
     """
     lake = Lake(home)
     lake.ensure_layout()
     path = warehouse_path(home)
     entries = lake.entries()
-    built_for = (VIEWS_VERSION, str(lake.root), _current_key(entries))
+    break_stmts, break_key = break_views(home)
+    built_for = (VIEWS_VERSION, str(lake.root), f"{_current_key(entries)} | breaks {break_key}")
     if path.exists() and _built_for(path) == built_for:
         return path
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     try:
-        for sql in view_statements(lake, entries):
+        for sql in [*view_statements(lake, entries), *break_stmts]:
             con.execute(sql)
         con.execute(
             "CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root, ? AS current_snapshots",
@@ -81,11 +88,13 @@ def ensure_warehouse(home: Path) -> Path:
 def view_statements(lake: Lake, entries: list[SnapshotEntry]) -> list[str]:
     """The ``CREATE VIEW`` statements of the warehouse, over ``lake``'s files and its ``entries``.
 
-    The current views name the current snapshots' folders explicitly. (Joining all files to the
-    manifest inside one query races a publish: the file listing and the manifest are read at
-    different moments, and a reader caught between them saw no rows at all.) Snapshot folders are
-    immutable and kept, so a reader still holding the previous definitions reads the previous
-    snapshots, complete.
+    A snapshot view is the empty seed file (which gives it its columns) and one ``UNION ALL``
+    branch per snapshot (:meth:`Lake.snapshot_query`: its folder, named explicitly, and its
+    lineage from the manifest entry): the current snapshots, or for ``<object>_history`` every
+    published one. (Joining all files to the manifest inside one query races a publish: the file
+    listing and the manifest are read at different moments, and a reader caught between them saw
+    no rows at all.) Snapshot folders are immutable and kept, so a reader still holding the
+    previous definitions reads the previous snapshots, complete.
     """
     struct = ", ".join(f"{k} {v}" for k, v in MANIFEST_COLUMNS.items())
     manifest = sql_literal(str(lake.manifest_path))
@@ -95,20 +104,14 @@ def view_statements(lake: Lake, entries: list[SnapshotEntry]) -> list[str]:
     ]
     quarantine = []
     for name in CANONICAL:
-        current = [e for e in entries if e.current and e.object == name]
-        files = [
-            lake.canonical_dir(name, EMPTY, EMPTY),
-            *(lake.canonical_dir(name, e.system, e.snapshot_id) for e in current),
-        ]
+        published = [e for e in entries if e.object == name]
+        current = [e for e in published if e.current]
+        seed = f"SELECT * FROM {_parquet([lake.canonical_dir(name, EMPTY, EMPTY)])}"
+        for view, shown in ((name, current), (f"{name}_history", published)):
+            branches = [seed, *(lake.snapshot_query(e) for e in shown)]
+            stmts.append(f"CREATE VIEW {view} AS {' UNION ALL '.join(branches)}")
         bad = [lake.quarantine_dir(name, EMPTY, EMPTY)]
         bad += [lake.quarantine_dir(name, e.system, e.snapshot_id) for e in current if e.quarantined]
-        stmts.append(f"CREATE VIEW {name} AS SELECT * FROM {_parquet(files)}")
-        stmts.append(
-            f"CREATE VIEW {name}_history AS SELECT c.* FROM "
-            f"read_parquet({sql_literal(lake.canonical_glob(name))}) AS c SEMI JOIN "
-            f"(SELECT system, snapshot_id FROM snapshots WHERE object = '{name}') AS m "
-            "USING (system, snapshot_id)"
-        )
         quarantine.append(f"SELECT '{name}' AS object, * FROM {_parquet(bad)}")
     stmts.append("CREATE VIEW quarantine AS " + " UNION ALL ".join(quarantine))
     return stmts
@@ -120,6 +123,8 @@ def _parquet(folders: list[Path]) -> str:
 
 
 def _current_key(entries: list[SnapshotEntry]) -> str:
+    # Every publish makes its snapshot current, so this also changes whenever the history views'
+    # list of snapshots does.
     return " ".join(sorted(f"{e.object}/{e.system}/{e.snapshot_id}" for e in entries if e.current))
 
 

@@ -207,9 +207,7 @@ def _run_object(
                 value_maps=value_maps(cfg.value_maps),
                 lineage=lineage,
                 staged=staged,
-                previous=lake.canonical_dir(obj, slug, previous.snapshot_id)
-                if incremental and previous
-                else None,
+                previous=lake.snapshot_query(previous) if incremental and previous else None,
             )
         finally:
             duck.close()

@@ -2,10 +2,11 @@
 
 Runs in an in-memory DuckDB connection of the pipeline (spilling to the staging folder) and writes:
 
-- ``<staged>/canonical/data.parquet``: the snapshot's rows (lineage + canonical columns), one per
-  key. An incremental pull's rows replace the previous snapshot's rows with the same key, and
-  the previous rows not received again are carried over (keeping the run that fetched them),
-  so every snapshot is the object's complete current state.
+- ``<staged>/canonical/data.parquet``: the snapshot's rows, one per key, in the layout of
+  :mod:`data.lake` (the canonical columns; an incremental snapshot's also ``run_id`` and
+  ``extracted_at`` ahead of them). An incremental pull's rows replace the previous snapshot's rows
+  with the same key, and the previous rows not received again are carried over (keeping the run
+  that fetched them), so every snapshot is the object's complete current state.
 - ``<staged>/quarantine/data.parquet`` (only when rows were refused): ``system``, ``snapshot_id``,
   ``run_id``, ``extracted_at``, ``record_key``, ``reason``, ``record`` (raw JSON). A record whose key
   appears again later in the same pull is kept once (the later one wins) and the earlier copy is
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.canonical import LINEAGE, CanonicalTable
+from data.canonical import CanonicalTable
 from extractors.errors import SchemaDrift
 from extractors.mapping import ObjectMapping, compile_mapping, required_paths, sql_literal
 
@@ -57,7 +58,7 @@ def build_snapshot(
     value_maps: Mapping[str, Mapping[str, str]],
     lineage: Mapping[str, str],
     staged: Path,
-    previous: Path | None,
+    previous: str | None,
 ) -> SnapshotCounts:
     """Map the raw relation ``raw`` and write the staged snapshot files under ``staged``.
 
@@ -70,8 +71,9 @@ def build_snapshot(
         value_maps: the maps its lookups use (:func:`extractors.statuses.value_maps`).
         lineage: SQL literals for ``system``, ``snapshot_id``, ``run_id``, ``extracted_at``.
         staged: the run's staging folder.
-        previous: the previous snapshot's canonical folder to merge into (incremental pulls),
-            or None for a full pull.
+        previous: SQL over the previous snapshot's rows with their lineage
+            (:meth:`data.lake.Lake.snapshot_query`) to merge into (incremental pulls), or None
+            for a full pull.
 
     Raises:
         SchemaDrift: JSON records all lack a field a required column reads, or every record was refused.
@@ -85,7 +87,8 @@ def build_snapshot(
         return compile_mapping(mapping, table, value_maps, raw=raw, lineage=lineage,
                                json_records=json_records, positions=positions)  # fmt: skip
 
-    columns = ", ".join(c.name for c in (*LINEAGE, *table.columns))
+    # The lineage every row shares is in the manifest; carried-over rows keep their own run.
+    columns = ", ".join([*(["run_id", "extracted_at"] if previous is not None else []), *table.names])
     canonical = staged / "canonical" / "data.parquet"
     canonical.parent.mkdir(parents=True, exist_ok=True)
     target = sql_literal(str(canonical))
@@ -103,7 +106,7 @@ def build_snapshot(
         dedup = rows != keys
     if dedup:
         con.execute(f"CREATE OR REPLACE TEMP VIEW mapped AS {query(positions=True)}")
-        _write_deduplicated(con, key, columns, target, lineage, previous)
+        _write_deduplicated(con, key, columns, target, previous)
     superseded = (
         f"SELECT system, snapshot_id, run_id, extracted_at, CAST({key} AS VARCHAR) AS record_key, "
         f"'superseded: a later record in the same pull has the same {key}' AS reason, "
@@ -117,13 +120,12 @@ def build_snapshot(
     if dedup:
         bad += f" UNION ALL {superseded}"
     selected = _count(con, "SELECT count(*) FROM mapped")
+    fetched = "count(*)" if previous is None else f"count(*) FILTER (WHERE run_id = {lineage['run_id']})"
     stats = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE run_id <> {lineage['run_id']}), "
-        f"count(*) FILTER (WHERE run_id = {lineage['run_id']}), CAST(max(updated_at) AS VARCHAR) "
-        f"FROM read_parquet({target})"
+        f"SELECT count(*), {fetched}, CAST(max(updated_at) AS VARCHAR) FROM read_parquet({target})"
     ).fetchone()
     assert stats is not None
-    quarantined = selected - int(stats[2])
+    quarantined = selected - int(stats[1])
     if quarantined:
         bad_file = staged / "quarantine" / "data.parquet"
         bad_file.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +141,8 @@ def build_snapshot(
         selected=selected,
         rows=int(stats[0]),
         quarantined=quarantined,
-        carried=int(stats[1]),
-        cursor=stats[3],
+        carried=int(stats[0]) - int(stats[1]),
+        cursor=stats[2],
     )
 
 
@@ -149,8 +151,7 @@ def _write_deduplicated(
     key: str,
     columns: str,
     target: str,
-    lineage: Mapping[str, str],
-    previous: Path | None,
+    previous: str | None,
 ) -> None:
     """Write one row per key (the last received wins), merged onto ``previous`` if given.
 
@@ -168,10 +169,8 @@ def _write_deduplicated(
         "WHERE _reason = '' AND (_keep IS NULL OR _pos = _keep)"
     )
     if previous is not None:
-        carried_columns = columns.replace("snapshot_id", f"{lineage['snapshot_id']} AS snapshot_id", 1)
-        files = sql_literal(str(previous / "*.parquet"))
         latest += (
-            f" UNION ALL SELECT {carried_columns} FROM read_parquet({files}) "
+            f" UNION ALL SELECT {columns} FROM ({previous}) "
             f"WHERE {key} NOT IN (SELECT {key} FROM mapped WHERE _reason = '')"
         )
     con.execute(f"COPY ({latest}) TO {target} {_PARQUET}")

@@ -117,7 +117,8 @@ def within_tolerance(spec: Compare, s: str, t: str) -> str:
     if isinstance(tol, NormalizedText):
         return f"({normalized(s)} IS NOT DISTINCT FROM {normalized(t)})"
     if isinstance(tol, FuzzyText):
-        score = f"{FUZZY_FUNCTION}({normalized(s)}, {normalized(t)})"
+        # rapidfuzz lower-cases and drops punctuation itself, and token_sort_ratio needs the spaces
+        score = f"{FUZZY_FUNCTION}(CAST({s} AS VARCHAR), CAST({t} AS VARCHAR))"
         return f"coalesce({score} >= {tol.min_score}, {both_null})"
     raise TypeError(f"unknown tolerance {tol!r}")
 

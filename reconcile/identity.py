@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import duckdb
 
+from data.sql import sql_literal
 from reconcile.compile import RAW_BREAKS
 
 __all__ = ["BREAK_ID_SQL", "found_table", "ledger_sql", "seen_sql"]
@@ -46,12 +47,14 @@ def seen_sql(now: str) -> str:
     )
 
 
-def ledger_sql(now: str, fresh: str) -> str:
-    """The new ledger: the previous one updated for the rules ``fresh`` (SQL list) by ``_found``."""
+def ledger_sql(now: str, fresh: list[str]) -> str:
+    """The new ledger: the previous one, the rows of the rules that ran (``fresh``) updated by ``_found``."""
     both = [
         f"coalesce(f.{c}, l.{c}) AS {c}"
         for c in ("break_id", "rule_id", "break_type", "source_id", "target_id", "field", "legal_entity_id")
     ]
+    # no IN () list when no rule ran: rule_id IN (NULL) would be NULL, and keep nothing
+    ran = f"rule_id IN ({', '.join(sql_literal(r) for r in fresh)})" if fresh else "false"
     gone, back = "f.break_id IS NULL", "f.break_id IS NOT NULL AND l.cleared_at IS NOT NULL"
     return (
         f"SELECT {', '.join(both)}, coalesce(l.first_seen, {now}) AS first_seen, "
@@ -60,6 +63,6 @@ def ledger_sql(now: str, fresh: str) -> str:
         f"CASE WHEN {back} THEN {now} ELSE l.reopened_at END AS reopened_at, "
         f"CAST(coalesce(l.times_cleared, 0) + CASE WHEN {gone} AND l.cleared_at IS NULL THEN 1 ELSE 0 END "
         "AS INTEGER) AS times_cleared "
-        f"FROM _found AS f FULL JOIN (SELECT * FROM _prev_ledger WHERE rule_id IN ({fresh})) AS l "
-        f"USING (break_id) UNION ALL SELECT * FROM _prev_ledger WHERE rule_id NOT IN ({fresh})"
+        f"FROM _found AS f FULL JOIN (SELECT * FROM _prev_ledger WHERE {ran}) AS l "
+        f"USING (break_id) UNION ALL SELECT * FROM _prev_ledger WHERE NOT ({ran})"
     )

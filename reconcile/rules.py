@@ -174,12 +174,13 @@ class NormalizedText(_Strict):
 
 
 class FuzzyText(_Strict):
-    """Similar enough: rapidfuzz ``token_sort_ratio`` of the normalised texts >= ``min_score`` (0–100)."""
+    """Similar enough: rapidfuzz ``token_sort_ratio`` (case, punctuation ignored) >= ``min_score`` (0–100)."""
 
     kind: Literal["fuzzy_text"]
     min_score: Annotated[float, Field(gt=0, le=100)]
 
 
+_TOLERANCE_KINDS = ("exact", "numeric", "date_window", "normalized_text", "fuzzy_text")
 Tolerance = Annotated[Exact | Numeric | DateWindow | NormalizedText | FuzzyText, Field(discriminator="kind")]
 
 
@@ -228,11 +229,16 @@ class Suggest(_Strict):
 
 
 class ReconciliationRule(_Strict):
-    """One declared rule (see the module docs); ``kind`` decides which keys it needs."""
+    """One declared rule (see the module docs); ``kind`` decides which keys it needs.
+
+    ``object`` names what a break is about when it is not the source's object (an invoice whose
+    billed time is summed from time entries).
+    """
 
     rule_id: Annotated[str, Field(pattern=_NAME)]
     description: str = ""
     kind: Literal["match", "aggregate", "aged"]
+    object: ObjectName | None = None
     source: Side
     target: Side | None = None
     system_of_record: Annotated[str, Field(pattern=_NAME)]
@@ -275,6 +281,11 @@ class ReconciliationRule(_Strict):
                 f"or the target ({self.target.system!r})"
             )
         return self
+
+    @property
+    def break_object(self) -> str:
+        """What a break of this rule is about: ``object``, else the source's object."""
+        return self.object or self.source.object
 
     @property
     def target_side(self) -> Side:
@@ -432,6 +443,8 @@ def _explain(path: Path, data: Mapping[str, Any], exc: ValidationError) -> str:
         msg = str(err["msg"])
         if err["type"] == "literal_error" and key.endswith("object"):
             msg += f" (allowed: {', '.join(OBJECTS)})"
+        if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            msg += f" (allowed kinds: {', '.join(_TOLERANCE_KINDS)})"
         got = err.get("input")
         shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
         lines.append(f"  {where}{key}: {msg}{shown}")

@@ -186,7 +186,7 @@ def _write_breaks(
 ) -> int:  # fmt: skip
     """Identify, value and write ``breaks.parquet`` and ``ledger.parquet``; return the break count."""
     meta = [
-        (r.rule_id, r.source.object, r.source.system, r.target_side.system, r.severity) for r in ruleset.rules
+        (r.rule_id, r.break_object, r.source.system, r.target_side.system, r.severity) for r in ruleset.rules
     ]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _rules (rule_id VARCHAR, object VARCHAR, source_system VARCHAR, "
@@ -204,7 +204,6 @@ def _write_breaks(
         f"read_parquet({sql_literal(str(prev_dir / 'breaks.parquet'))})" if prev_dir
         else f"(SELECT {break_cols} WHERE false)"
     )  # fmt: skip
-    fresh_list = ", ".join(sql_literal(r) for r in sorted(fresh)) or "NULL"
     carried_list = ", ".join(sql_literal(r) for r in sorted(carried)) or "NULL"
     now = f"TIMESTAMPTZ '{started.isoformat()}'"
     found_table(con)
@@ -225,7 +224,7 @@ def _write_breaks(
         f"COPY (SELECT * FROM _breaks ORDER BY rule_id, break_type, match_key) "
         f"TO {sql_literal(str(staged / 'breaks.parquet'))} {_PARQUET}"
     )
-    ledger = ledger_sql(now, fresh_list)
+    ledger = ledger_sql(now, sorted(fresh))
     con.execute(f"COPY ({ledger}) TO {sql_literal(str(staged / 'ledger.parquet'))} {_PARQUET}")
     row = con.execute("SELECT count(*) FROM _breaks").fetchone()
     return int(row[0]) if row else 0

@@ -9,10 +9,14 @@ from dotenv import dotenv_values
 
 
 def pipeline_home(demo_home: Path, target: Path) -> Path:
-    """A fresh home at ``target`` extracting from ``demo_home``'s simulators (config and .env copied)."""
+    """A fresh home at ``target`` extracting from ``demo_home``'s simulators.
+
+    Its configuration, .env and FX rates (``demo/ref``, which the rules value breaks with) are copied.
+    """
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(demo_home / "sources.yaml", target / "sources.yaml")
     shutil.copy(demo_home / ".env", target / ".env")
+    shutil.copytree(demo_home / "demo" / "ref", target / "demo" / "ref")
     return target
 
 

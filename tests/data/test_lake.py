@@ -6,13 +6,16 @@ import json
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from data.canonical import CANONICAL
 from data.docs import README, render
-from data.lake import Lake, SnapshotEntry
+from data.lake import Lake, SnapshotEntry, empty_select
 from data.lock import PipelineBusy, PipelineLock
 from data.warehouse import connect, ensure_warehouse, warehouse_path
 
@@ -30,16 +33,17 @@ def test_views_answer_before_the_first_snapshot(tmp_path: Path) -> None:
     assert cols["hours"] == "DECIMAL(18,2)" and cols["spent_date"] == "DATE" and cols["system"] == "VARCHAR"
 
 
-def _publish(lake: Lake, tmp: Path, snapshot_id: str, hours: str) -> None:
+def _publish(lake: Lake, tmp: Path, snapshot_id: str, hours: str, *, lineage_in_rows: bool = False) -> None:
     staged = tmp / f"stage-{snapshot_id}"
     (staged / "canonical").mkdir(parents=True)
     (staged / "raw").mkdir()
-    con = duckdb.connect()
-    con.execute(
-        f"COPY (SELECT 'psa' AS system, '{snapshot_id}' AS snapshot_id, 'r' AS run_id, "
-        f"TIMESTAMPTZ '2026-11-20 00:00:00+00' AS extracted_at, '1' AS time_entry_id, "
-        f"CAST('{hours}' AS DECIMAL(18,2)) AS hours) TO '{staged / 'canonical' / 'data.parquet'}'"
-    )
+    cols = {c.name: f"CAST(NULL AS {c.sql_type})" for c in CANONICAL["time_entries"].columns}
+    cols |= {"time_entry_id": "'1'", "hours": f"CAST('{hours}' AS DECIMAL(18,2))"}
+    if lineage_in_rows:  # the layout before lineage moved out of the rows
+        cols = {"system": "'psa'", "snapshot_id": f"'{snapshot_id}'", "run_id": "'r'",
+                "extracted_at": "TIMESTAMPTZ '2026-11-20 00:00:00+00'", **cols}  # fmt: skip
+    select = ", ".join(f"{v} AS {k}" for k, v in cols.items())
+    duckdb.connect().execute(f"COPY (SELECT {select}) TO '{staged / 'canonical' / 'data.parquet'}'")
     lake.publish(staged, SnapshotEntry("psa", "time_entries", snapshot_id, "r", "full", "2026-11-20T00:00:00+00:00",
                                        "2026-11-20T00:00:01+00:00", 1, 0, None))  # fmt: skip
 
@@ -48,13 +52,20 @@ def test_publish_switches_the_current_snapshot_and_keeps_history(tmp_path: Path)
     home = tmp_path / "home"
     ensure_warehouse(home)
     lake = Lake(home)
-    _publish(lake, tmp_path, "s1", "1.25")
+    _publish(lake, tmp_path, "s1", "1.25", lineage_in_rows=True)
     _publish(lake, tmp_path, "s2", "2.50")
     con = connect(home)
-    assert con.execute("SELECT snapshot_id, hours FROM time_entries").fetchall() == [
-        ("s2", pytest.approx(2.5))
-    ]
-    assert con.execute("SELECT count(*) FROM time_entries_history").fetchone() == (2,)
+    assert con.execute(
+        "SELECT system, snapshot_id, run_id, extracted_at, hours FROM time_entries"
+    ).fetchall() == [("psa", "s2", "r", datetime(2026, 11, 20, tzinfo=UTC), Decimal("2.50"))]
+    assert con.execute("SELECT snapshot_id, hours FROM time_entries_history ORDER BY 1").fetchall() == [
+        ("s1", Decimal("1.25")), ("s2", Decimal("2.50"))
+    ]  # fmt: skip
+    columns = con.execute(f"DESCRIBE {empty_select(CANONICAL['time_entries'])}").fetchall()
+    for view in ("time_entries", "time_entries_history"):
+        assert con.execute(f"DESCRIBE {view}").fetchall() == columns, (
+            "lineage first, then the canonical columns"
+        )
     assert con.execute("SELECT snapshot_id FROM snapshots WHERE current").fetchall() == [("s2",)]
     assert [e.snapshot_id for e in lake.entries()] == ["s1", "s2"]
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data.canonical import CANONICAL
+from data.lake import Lake, SnapshotEntry
 from extractors.errors import SchemaDrift
 from extractors.mapping import Lookup, ObjectMapping, expand_paths
 from extractors.staging import RawSink, dumps_record
@@ -26,7 +27,7 @@ GOOD = {"id": 1, "number": "A-1", "currency": "EUR", "amount": Decimal("12345678
         "state": "open", "company": "1", "updated_at": "2026-03-02T10:00:00Z"}  # fmt: skip
 
 
-def _run(tmp: Path, records: list[dict[str, Any]], *, snapshot: str = "s1", previous: Path | None = None,
+def _run(tmp: Path, records: list[dict[str, Any]], *, snapshot: str = "s1", previous: str | None = None,
          mapping: ObjectMapping = MAPPING) -> tuple[SnapshotCounts, Path]:  # fmt: skip
     staged = tmp / snapshot
     sink = RawSink(staged / "raw")
@@ -56,7 +57,8 @@ def test_values_are_cast_exactly_and_looked_up(tmp_path: Path) -> None:
         "US",
         "7",
     )  # non-strict: passes through
-    assert str(rows["1"]["issue_date"]) == "2026-03-01" and rows["1"]["system"] == "psa"
+    assert str(rows["1"]["issue_date"]) == "2026-03-01"
+    assert list(rows["1"]) == list(CANONICAL["invoices"].names), "lineage comes from the manifest"
     assert counts.cursor == "2026-03-02 10:00:00+00"
 
 
@@ -84,14 +86,29 @@ def test_a_repeated_key_keeps_the_last_record_and_quarantines_the_earlier(tmp_pa
     assert "superseded" in _rows(staged / "quarantine" / "data.parquet")[0]["reason"]
 
 
+def _published(lake: Lake, staged: Path, snapshot: str, mode: str) -> str:
+    entry = SnapshotEntry("psa", "invoices", snapshot, f"r-{snapshot}", mode, "2026-11-20T00:00:00+00:00",
+                          "2026-11-20T00:00:01+00:00", 0, 0, None)  # fmt: skip
+    lake.publish(staged, entry)
+    return lake.snapshot_query(entry)
+
+
 def test_an_incremental_pull_merges_onto_the_previous_snapshot(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "home")
     _, first = _run(tmp_path, [GOOD, {**GOOD, "id": 2}], snapshot="s1")
     changed = {**GOOD, "id": 2, "state": "paid", "updated_at": "2026-03-05T00:00:00Z"}
-    counts, staged = _run(tmp_path, [changed, {**GOOD, "id": 3}], snapshot="s2", previous=first / "canonical")
+    previous = _published(lake, first, "s1", "full")
+    counts, second = _run(tmp_path, [changed, {**GOOD, "id": 3}], snapshot="s2", previous=previous)
     assert (counts.received, counts.rows, counts.carried) == (2, 3, 1)
-    rows = {r["invoice_id"]: r for r in _rows(staged / "canonical" / "data.parquet")}
+    rows = {r["invoice_id"]: r for r in _rows(second / "canonical" / "data.parquet")}
     assert rows["2"]["status"] == "paid" and rows["2"]["run_id"] == "r-s2"
-    assert rows["1"]["run_id"] == "r-s1" and {r["snapshot_id"] for r in rows.values()} == {"s2"}
+    assert rows["1"]["run_id"] == "r-s1"
+    assert list(rows["1"]) == ["run_id", "extracted_at", *CANONICAL["invoices"].names]
+    # carried over again: the run comes from the incremental snapshot's rows, not its manifest entry
+    previous = _published(lake, second, "s2", "incremental")
+    counts, third = _run(tmp_path, [{**GOOD, "id": 4}], snapshot="s3", previous=previous)
+    runs = {r["invoice_id"]: r["run_id"] for r in _rows(third / "canonical" / "data.parquet")}
+    assert (counts.carried, runs) == (3, {"1": "r-s1", "2": "r-s2", "3": "r-s2", "4": "r-s3"})
 
 
 def test_a_field_missing_from_every_record_is_schema_drift(tmp_path: Path) -> None:
