@@ -127,7 +127,19 @@ def test_serve_with_extract_fills_the_warehouse_like_make_run(tmp_path: Path) ->
         con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
         systems = con.execute("SELECT system, count(*) FROM time_entries GROUP BY 1 ORDER BY 1").fetchall()
         assert [s for s, _ in systems] == ["erp", "psa"] and all(n > 1000 for _, n in systems)
+        assert "231 breaks in the run" in text  # the small firm's ground truth
+        assert con.execute("SELECT count(*) FROM breaks").fetchone() == (231,)
         con.close()
+        again = runner.invoke(
+            app, ["reconcile", "--home", str(home), "--rule", "unbilled_time"], env={"COLUMNS": "200"}
+        )
+        assert again.exit_code == 0, again.output
+        assert "unbilled_time" in again.output and "231 breaks in the run" in again.output
+        bad = runner.invoke(app, ["reconcile", "--home", str(home), "--as-of", "last tuesday"])
+        assert bad.exit_code == 2 and "--as-of 'last tuesday'" in bad.output
+        (home / "rules.yaml").write_text("rules: [{rule_id: x, kind: match}]\n")
+        refused = runner.invoke(app, ["reconcile", "--home", str(home)])
+        assert refused.exit_code == 2 and "rule 'x' (rules.0)" in refused.output
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
