@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import generate_large, harvest_rate, ingest_files
+from bench import generate_large, harvest_rate, ingest_files, reconcile_time
 
 BENCHMARKS = {
     "generate_large": generate_large.main,
     "harvest_rate": harvest_rate.main,
     "ingest_files": ingest_files.main,
+    "reconcile_time": reconcile_time.main,
 }
 
 
