@@ -8,12 +8,13 @@ empty tables (validation). Another engine can run the rules by reimplementing th
 
 Semantics, kind by kind:
 
-- ``match``: one full outer join on the match key. Rows of one side sharing a key are
+- ``match``: a first pass aggregates both sides' keys with a hash of their compared values and
+  keeps the keys that are not exactly one pair of equal values; only their rows go through a
+  full outer join on the match key. Rows of one side sharing a key are
   ``duplicate`` except the first by ``duplicate_order`` (then id). An unmatched row is
   ``missing_in_target`` / ``missing_in_source``, or ``orphan`` when its key is a reference
   to the other system (not the row's own id) that points at nothing. Matched pairs are compared
-  field by field within tolerance (one ``field_mismatch`` per field), after a hash of all
-  compared values lets equal pairs through unexamined.
+  field by field within tolerance (one ``field_mismatch`` per field).
 - ``aggregate``: both sides grouped by ``group_by``; compared values are aggregates; a group
   missing on one side counts as zero (``missing_groups: zero``) or is skipped (``ignore``).
 - ``aged``: every source row passing the filter, at least ``aging.min_days`` old.
@@ -243,7 +244,12 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
         s_keys = ["xw.xw_to AS s_k0"]
     order = expand(rule.duplicate_order, as_of)
 
-    def prepared(side: str, p: str, keys: list[str]) -> str:
+    agg = f"_a_{rule.rule_id}"
+
+    def keyed(p: str) -> str:
+        return " AND ".join(f"{p}_k{i} IS NOT NULL" for i in range(n))
+
+    def body(side: str, p: str, keys: list[str]) -> str:
         rel = side_relation(rule, side, rels)
         key_col = own[p]
         body = (
@@ -257,10 +263,30 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
                 f"FROM {rels.crosswalk(xw)} GROUP BY ALL) AS xw "
                 f"ON xw.xw_from = ({expand(mk.source[0], as_of)})"
             )
-        return f"CREATE OR REPLACE TEMP TABLE {s_tab if p == 's' else t_tab} AS {body}"
+        return body
 
-    def keyed(p: str) -> str:
-        return " AND ".join(f"{p}_k{i} IS NOT NULL" for i in range(n))
+    bodies = {"s": body("source", "s", s_keys), "t": body("target", "t", _key_expr(mk.target, "t", as_of))}
+    k = [f"k{i}" for i in range(n)]
+    # Hash first: one aggregation over both sides' keys and compared values finds the keys that
+    # are not a single pair of equal values; only their rows go through the join below.
+    sides = " UNION ALL ".join(
+        f"SELECT {', '.join(f'{p}_k{i} AS k{i}' for i in range(n))}, {side} AS side, {_hash(rule, p)} AS h "
+        f"FROM ({bodies[p]}) AS b WHERE {keyed(p)}"
+        for p, side in (("s", 0), ("t", 1))
+    )
+    ns, nt = "count(*) FILTER (WHERE side = 0)", "count(*) FILTER (WHERE side = 1)"
+    pre = (
+        f"CREATE OR REPLACE TEMP TABLE {agg} AS SELECT {', '.join(k)}, {ns} AS ns, {nt} AS nt, "
+        f"NOT ({ns} = 1 AND {nt} = 1 AND min(h) = max(h)) AS odd FROM ({sides}) GROUP BY {', '.join(k)}"
+    )
+
+    def prepared(p: str) -> str:
+        on_odd = " AND ".join(f"b.{p}_k{i} = o.k{i}" for i in range(n))
+        odd = f"(SELECT {', '.join(k)}, true AS hit FROM {agg} WHERE odd)"
+        return (
+            f"CREATE OR REPLACE TEMP TABLE {s_tab if p == 's' else t_tab} AS SELECT b.* "
+            f"FROM ({bodies[p]}) AS b LEFT JOIN {odd} AS o ON {on_odd} WHERE o.hit OR NOT ({keyed(p)})"
+        )
 
     def key_text(p: str) -> str:
         return f"concat_ws('|', {', '.join(f'CAST({p}_k{i} AS VARCHAR)' for i in range(n))})"
@@ -325,18 +351,24 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
     if "field_mismatch" in reported:
         ids = f"s_id, t_id, {key_text('s')}"
         selects += _mismatches(rule, j, "s_id IS NOT NULL AND t_id IS NOT NULL", ids, zero=False)
-    compared = f"(SELECT count(*) FROM {firsts['s']}) - (SELECT count(*) FROM {j} WHERE t_id IS NULL)"
+    clean = f"(SELECT count(*) FROM {agg} WHERE NOT odd)"
+    compared = (
+        f"{clean} + (SELECT count(*) FROM {firsts['s']}) - (SELECT count(*) FROM {j} WHERE t_id IS NULL)"
+    )
+    rows = {
+        p: f"(SELECT coalesce(sum(n{p}), 0) FROM {agg}) + (SELECT count(*) FROM {tab} WHERE NOT ({keyed(p)}))"
+        for p, tab in (("s", s_tab), ("t", t_tab))
+    }
     counts = (
-        f"SELECT (SELECT count(*) FROM {s_tab}), (SELECT count(*) FROM {t_tab}), {compared}, {compared} - "
+        f"SELECT {rows['s']}, {rows['t']}, {compared}, {compared} - "
         f"(SELECT count(*) FROM {j} WHERE s_id IS NOT NULL AND t_id IS NOT NULL AND "
         f"NOT ({' AND '.join(_all_within(rule))}))"
     )
     return CompiledRule(
-        prepare=(prepared("source", "s", s_keys), prepared("target", "t", _key_expr(mk.target, "t", as_of)),
-                 dups("s"), dups("t"), join),
+        prepare=(pre, prepared("s"), prepared("t"), dups("s"), dups("t"), join),
         breaks=_union(selects),
         counts=counts,
-        cleanup=tuple(f"DROP TABLE IF EXISTS {x}" for x in (s_tab, t_tab, sd, td, j)),
+        cleanup=tuple(f"DROP TABLE IF EXISTS {x}" for x in (agg, s_tab, t_tab, sd, td, j)),
     )  # fmt: skip
 
 

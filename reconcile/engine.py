@@ -53,6 +53,7 @@ class RuleResult:
 def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
     """Set up ``con`` for rules: UTC, the fuzzy score function, the empty :data:`RAW_BREAKS` table."""
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # the CLI prints its own summary
     con.create_function(
         FUZZY_FUNCTION,
         fuzzy_score,
