@@ -27,7 +27,9 @@ from extractors.mapping import ObjectMapping, compile_mapping, required_paths, s
 
 __all__ = ["SnapshotCounts", "build_snapshot"]
 
-_PARQUET = "(FORMAT parquet, COMPRESSION zstd)"
+# zstd level 1 rather than the default 3: a large snapshot's COPY takes about a tenth less CPU for
+# files about 8% larger.
+_PARQUET = "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def _publish(lake: Lake, tmp: Path, snapshot_id: str, hours: str, *, lineage_in_
         cols = {"system": "'psa'", "snapshot_id": f"'{snapshot_id}'", "run_id": "'r'",
                 "extracted_at": "TIMESTAMPTZ '2026-11-20 00:00:00+00'", **cols}  # fmt: skip
     select = ", ".join(f"{v} AS {k}" for k, v in cols.items())
-    duckdb.connect().execute(f"COPY (SELECT {select}) TO '{staged / 'canonical' / 'data.parquet'}'")
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT {select}) TO '{staged / 'canonical' / 'data.parquet'}'")
     lake.publish(staged, SnapshotEntry("psa", "time_entries", snapshot_id, "r", "full", "2026-11-20T00:00:00+00:00",
                                        "2026-11-20T00:00:01+00:00", 1, 0, None))  # fmt: skip
 

@@ -109,6 +109,14 @@ def test_second_pull_is_incremental_and_the_snapshot_stays_complete(home: Path) 
     assert _one(wh, "SELECT count(*) FROM time_entries_history") == 2 * (
         first["psa", "time_entries"].rows or 0
     )
+    # rows carried over from the first snapshot keep the run that fetched them
+    full, incremental = first["psa", "time_entries"], second["psa", "time_entries"]
+    by_run = dict(wh.execute("SELECT run_id, count(*) FROM time_entries GROUP BY run_id").fetchall())
+    fetched = {
+        full.run_id: (full.rows or 0) - (incremental.received or 0),
+        incremental.run_id: incremental.received,
+    }
+    assert by_run == {run: n for run, n in fetched.items() if n}
 
 
 def _set_faults(demo_home: Path, simulator: str, faults: dict[str, Any]) -> None:
