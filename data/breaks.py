@@ -24,7 +24,15 @@ from typing import Any
 from data.lake import Lake, atomic_write, fsync_dir, fsync_tree
 from data.sql import sql_literal
 
-__all__ = ["BREAK_COLUMNS", "CATEGORIES", "LEDGER_COLUMNS", "RULE_RUN_COLUMNS", "BreakStore", "break_views"]
+__all__ = [
+    "BREAK_COLUMNS",
+    "CATEGORIES",
+    "LEDGER_COLUMNS",
+    "RULE_RUN_COLUMNS",
+    "BreakStore",
+    "break_views",
+    "empty_select",
+]
 
 CATEGORIES = ("reconciliation", "data_quality")
 
@@ -168,7 +176,7 @@ def break_views(home: Path) -> tuple[list[str], str]:
     folders = [BreakStore(home, c).run_dir(run["run_id"]) for c, run in runs]
 
     def view(name: str, file: str, columns: tuple[tuple[str, str, str], ...]) -> str:
-        parts = [_empty(columns)] + [
+        parts = [empty_select(columns)] + [
             f"SELECT * FROM read_parquet({sql_literal(str(folder / file))})" for folder in folders
         ]
         return f"CREATE VIEW {name} AS " + " UNION ALL BY NAME ".join(parts)
@@ -178,7 +186,7 @@ def break_views(home: Path) -> tuple[list[str], str]:
     all_runs = (
         f"SELECT * FROM read_parquet({rules})"
         if any(store.root.glob("*/rules.parquet"))
-        else _empty(RULE_RUN_COLUMNS)
+        else empty_select(RULE_RUN_COLUMNS)
     )
     stmts = [
         view("breaks", "breaks.parquet", BREAK_COLUMNS),
@@ -188,5 +196,6 @@ def break_views(home: Path) -> tuple[list[str], str]:
     return stmts, key
 
 
-def _empty(columns: tuple[tuple[str, str, str], ...]) -> str:
+def empty_select(columns: tuple[tuple[str, str, str], ...]) -> str:
+    """A query with ``columns`` (name, type, meaning) and no rows."""
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t, _ in columns) + " WHERE false"

@@ -372,10 +372,13 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
     )  # fmt: skip
 
 
-def _all_within(rule: ReconciliationRule) -> list[str]:
-    return [within_tolerance(c, f"s_f{i}", f"t_f{i}") for i, c in enumerate(rule.compare.values())] or [
-        "true"
+def _all_within(rule: ReconciliationRule, zero: bool = False) -> list[str]:
+    """One tolerance check per compared field (groups missing on one side as zero when ``zero``)."""
+    side = _zeroed if zero else str
+    checks = [
+        within_tolerance(c, side(f"s_f{i}"), side(f"t_f{i}")) for i, c in enumerate(rule.compare.values())
     ]
+    return checks or ["true"]
 
 
 def _aggregate(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
@@ -403,10 +406,7 @@ def _aggregate(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
     selects = (
         _mismatches(rule, j, "true", ids, zero=zero) if "aggregate_mismatch" in rule.breaks_reported() else []
     )
-    within = " AND ".join(
-        within_tolerance(c, *(_zeroed(f"s_f{i}"), _zeroed(f"t_f{i}")) if zero else (f"s_f{i}", f"t_f{i}"))
-        for i, c in enumerate(rule.compare.values())
-    )  # fmt: skip
+    within = " AND ".join(_all_within(rule, zero))
     counts = (
         f"SELECT (SELECT count(*) FROM {s_tab}), (SELECT count(*) FROM {t_tab}), "
         f"(SELECT count(*) FROM {j}), (SELECT count(*) FROM {j} WHERE {within})"

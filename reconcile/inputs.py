@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from data.canonical import CANONICAL
 from data.lake import Lake, SnapshotEntry
 from data.sql import sql_literal
 from reconcile.rules import Crosswalk, ReconciliationRule, RuleError
 
-__all__ = ["AsOfError", "Inputs", "crosswalk_relation", "empty_relation", "parse_as_of", "select_inputs"]
+__all__ = ["AsOfError", "Inputs", "crosswalk_relation", "parse_as_of", "select_inputs"]
 
 
 class AsOfError(ValueError):
@@ -93,12 +92,6 @@ def select_inputs(home: Path, as_of: str | None) -> Inputs:
         if datetime.fromisoformat(e.published_at) <= moment:
             chosen[(e.object, e.system)] = e
     return Inputs(lake, moment, chosen)
-
-
-def empty_relation(obj: str) -> str:
-    """A relation with the canonical columns of ``obj`` and no rows (to validate expressions)."""
-    cols = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in CANONICAL[obj].columns)
-    return f"(SELECT {cols} WHERE false)"
 
 
 def crosswalk_relation(xw: Crosswalk, rules_path: Path) -> str:

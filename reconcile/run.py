@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS, BreakStore
+from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS, BreakStore, empty_select
 from data.lock import PipelineLock
 from data.sql import sql_literal
 from data.warehouse import ensure_warehouse
@@ -194,15 +194,13 @@ def _write_breaks(
     )
     con.executemany("INSERT INTO _rules VALUES (?, ?, ?, ?, ?)", meta)
     prev_dir = store.run_dir(previous["run_id"]) if previous else None
-    ledger_cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t, _ in LEDGER_COLUMNS)
-    break_cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t, _ in BREAK_COLUMNS)
     prev_ledger = (
         f"read_parquet({sql_literal(str(prev_dir / 'ledger.parquet'))})" if prev_dir
-        else f"(SELECT {ledger_cols} WHERE false)"
+        else f"({empty_select(LEDGER_COLUMNS)})"
     )  # fmt: skip
     prev_breaks = (
         f"read_parquet({sql_literal(str(prev_dir / 'breaks.parquet'))})" if prev_dir
-        else f"(SELECT {break_cols} WHERE false)"
+        else f"({empty_select(BREAK_COLUMNS)})"
     )  # fmt: skip
     carried_list = ", ".join(sql_literal(r) for r in sorted(carried)) or "NULL"
     now = f"TIMESTAMPTZ '{started.isoformat()}'"

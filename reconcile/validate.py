@@ -13,9 +13,11 @@ from datetime import date
 
 import duckdb
 
+from data.canonical import CANONICAL
+from data.lake import empty_select
 from reconcile.compile import Relations, compile_rule, expand, side_relation
 from reconcile.engine import prepare_connection
-from reconcile.inputs import crosswalk_relation, empty_relation
+from reconcile.inputs import crosswalk_relation
 from reconcile.rules import DateWindow, Numeric, ReconciliationRule, RuleError, RuleSet, Side
 
 __all__ = ["validate_rules"]
@@ -32,7 +34,7 @@ def validate_rules(ruleset: RuleSet) -> None:
     con = duckdb.connect()
     prepare_connection(con)
     rels = Relations(
-        relation=lambda obj, _system: empty_relation(obj),
+        relation=lambda obj, _system: _empty(obj),
         crosswalk=lambda xw: crosswalk_relation(xw, ruleset.path),
         as_of=date.today(),
     )
@@ -68,9 +70,9 @@ def _rule_problems(
     for j, lk in enumerate(rule.lookups):
         own = (rule.source if lk.side == "source" else rule.target_side).object
         for expr, col in lk.by.items():
-            yield from _bind(con, f"lookups.{j}.by.{expr}", expr, empty_relation(own), rels.as_of)
-            yield from _bind(con, f"lookups.{j}.by.{expr}", col, empty_relation(lk.object), rels.as_of)
-        yield from _bind(con, f"lookups.{j}.value", lk.value, empty_relation(lk.object), rels.as_of)
+            yield from _bind(con, f"lookups.{j}.by.{expr}", expr, _empty(own), rels.as_of)
+            yield from _bind(con, f"lookups.{j}.by.{expr}", col, _empty(lk.object), rels.as_of)
+        yield from _bind(con, f"lookups.{j}.value", lk.value, _empty(lk.object), rels.as_of)
     for side in ("source", "target"):
         try:
             con.execute(f"DESCRIBE SELECT * FROM {bases[side]}")
@@ -161,3 +163,8 @@ def _bind(
 
 def _first_line(exc: Exception) -> str:
     return " ".join(str(exc).split("\n")[:2]).strip()
+
+
+def _empty(obj: str) -> str:
+    """A relation with the columns of a snapshot of ``obj`` and no rows."""
+    return f"({empty_select(CANONICAL[obj])})"
