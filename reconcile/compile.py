@@ -187,7 +187,7 @@ def _payload(rule: ReconciliationRule, side: str, p: str, as_of: date) -> list[s
 
 def _hash(rule: ReconciliationRule, p: str) -> str:
     fields = ", ".join(f"{p}_f{i}" for i in range(len(rule.compare)))
-    return f"hash({fields})" if fields else "0"
+    return f"hash({fields})" if fields else "0::UBIGINT"
 
 
 def _ctx(a: str, b: str) -> str:
@@ -268,16 +268,18 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
     bodies = {"s": body("source", "s", s_keys), "t": body("target", "t", _key_expr(mk.target, "t", as_of))}
     k = [f"k{i}" for i in range(n)]
     # Hash first: one aggregation over both sides' keys and compared values finds the keys that
-    # are not a single pair of equal values; only their rows go through the join below.
+    # are not a single pair of equal values; only their rows go through the join below. The low
+    # bit of the value hash tags the side, so a key is a clean pair exactly when it has two rows
+    # whose tagged hashes XOR to 1 (one of each side, equal values): two aggregate states, not four.
+    tag = {"s": "& ~1::UBIGINT", "t": "| 1::UBIGINT"}
     sides = " UNION ALL ".join(
-        f"SELECT {', '.join(f'{p}_k{i} AS k{i}' for i in range(n))}, {side} AS side, {_hash(rule, p)} AS h "
+        f"SELECT {', '.join(f'{p}_k{i} AS k{i}' for i in range(n))}, {_hash(rule, p)} {tag[p]} AS h "
         f"FROM ({bodies[p]}) AS b WHERE {keyed(p)}"
-        for p, side in (("s", 0), ("t", 1))
+        for p in ("s", "t")
     )
-    ns, nt = "count(*) FILTER (WHERE side = 0)", "count(*) FILTER (WHERE side = 1)"
     pre = (
-        f"CREATE OR REPLACE TEMP TABLE {agg} AS SELECT {', '.join(k)}, {ns} AS ns, {nt} AS nt, "
-        f"NOT ({ns} = 1 AND {nt} = 1 AND min(h) = max(h)) AS odd FROM ({sides}) GROUP BY {', '.join(k)}"
+        f"CREATE OR REPLACE TEMP TABLE {agg} AS SELECT {', '.join(k)}, "
+        f"NOT (count(*) = 2 AND bit_xor(h) = 1) AS odd FROM ({sides}) GROUP BY {', '.join(k)}"
     )
 
     def prepared(p: str) -> str:
@@ -355,10 +357,8 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
     compared = (
         f"{clean} + (SELECT count(*) FROM {firsts['s']}) - (SELECT count(*) FROM {j} WHERE t_id IS NULL)"
     )
-    rows = {
-        p: f"(SELECT coalesce(sum(n{p}), 0) FROM {agg}) + (SELECT count(*) FROM {tab} WHERE NOT ({keyed(p)}))"
-        for p, tab in (("s", s_tab), ("t", t_tab))
-    }
+    # a clean key has one row a side; every other keyed row, and every keyless one, is in _s/_t
+    rows = {p: f"{clean} + (SELECT count(*) FROM {tab})" for p, tab in (("s", s_tab), ("t", t_tab))}
     counts = (
         f"SELECT {rows['s']}, {rows['t']}, {compared}, {compared} - "
         f"(SELECT count(*) FROM {j} WHERE s_id IS NOT NULL AND t_id IS NOT NULL AND "
