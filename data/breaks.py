@@ -27,6 +27,7 @@ from data.sql import sql_literal
 __all__ = [
     "BREAK_COLUMNS",
     "CATEGORIES",
+    "CHECK_RESULT_COLUMNS",
     "LEDGER_COLUMNS",
     "RULE_RUN_COLUMNS",
     "BreakStore",
@@ -86,6 +87,8 @@ LEDGER_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("cleared_at", "TIMESTAMPTZ", "first run that no longer found it (NULL while it is open)"),
     ("reopened_at", "TIMESTAMPTZ", "when it last came back after being cleared"),
     ("times_cleared", "INTEGER", "how often it cleared"),
+    ("object", "VARCHAR", "as in `breaks`"),
+    ("source_system", "VARCHAR", "as in `breaks`"),
 )
 
 #: Per rule and run (the ``reconciliation_runs`` view).
@@ -106,6 +109,32 @@ RULE_RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("breaks_by_type", "VARCHAR", "JSON object break type -> count"),
     ("duration_s", "DOUBLE", "seconds the rule took"),
 )
+
+
+#: One row per check of a snapshot (the ``check_results`` view: the latest data-quality run's).
+CHECK_RESULT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run_id", "VARCHAR", "the check run that produced the row"),
+    ("checked_at", "TIMESTAMPTZ", "when that run started (UTC)"),
+    ("system", "VARCHAR", "system slug"),
+    ("object", "VARCHAR", "canonical object"),
+    ("snapshot_id", "VARCHAR", "the snapshot checked (NULL for freshness of a system never extracted)"),
+    ("suite", "VARCHAR", "the suite (its object)"),
+    ("expectation", "VARCHAR", "the expectation id in the suite, or `schema_drift`, `volume`, "
+                               "`freshness`, `quarantined`"),
+    ("rule_id", "VARCHAR", "`suite.expectation`: the `rule_id` of its breaks"),
+    ("check_type", "VARCHAR", "`expectation` (Great Expectations), `schema_drift`, `volume`, `freshness` "
+                              "or `quarantined`"),
+    ("gx_type", "VARCHAR", "the GX expectation type, e.g. `expect_column_values_to_be_between`"),
+    ("column_name", "VARCHAR", "the column checked (schema drift: the field that drifted)"),
+    ("success", "BOOLEAN", "the check passed"),
+    ("element_count", "BIGINT", "rows checked"),
+    ("unexpected_count", "BIGINT", "rows failing (drift: fields drifted; quarantine: records refused)"),
+    ("unexpected_percent", "DOUBLE", "failing rows in percent of rows checked"),
+    ("sample_ids", "VARCHAR", "JSON list of up to 20 failing record ids"),
+    ("observed", "VARCHAR", "what was found, for the snapshot-level checks"),
+    ("expected", "VARCHAR", "what was expected, for the snapshot-level checks"),
+    ("error", "VARCHAR", "why the check could not run, or NULL"),
+)  # fmt: skip
 
 
 class BreakStore:
@@ -163,7 +192,7 @@ class BreakStore:
 
 
 def break_views(home: Path) -> tuple[list[str], str]:
-    """The views ``breaks``, ``break_ledger`` and ``reconciliation_runs``, and the key they were built for.
+    """The views ``breaks``, ``break_ledger``, ``reconciliation_runs`` and ``check_results``, and their key.
 
     The key changes whenever a live run is published, so the warehouse file is rebuilt.
 
@@ -188,10 +217,18 @@ def break_views(home: Path) -> tuple[list[str], str]:
         if any(store.root.glob("*/rules.parquet"))
         else empty_select(RULE_RUN_COLUMNS)
     )
+    checks = BreakStore(home, "data_quality").latest()
+    results = (
+        "SELECT * FROM read_parquet("
+        f"{sql_literal(str(BreakStore(home, 'data_quality').run_dir(checks['run_id']) / 'results.parquet'))})"
+        if checks is not None
+        else empty_select(CHECK_RESULT_COLUMNS)
+    )
     stmts = [
         view("breaks", "breaks.parquet", BREAK_COLUMNS),
         view("break_ledger", "ledger.parquet", LEDGER_COLUMNS),
         f"CREATE VIEW reconciliation_runs AS {all_runs}",
+        f"CREATE VIEW check_results AS {results}",
     ]
     return stmts, key
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS
+from data.breaks import BREAK_COLUMNS, CHECK_RESULT_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS
 from data.canonical import CANONICAL, LINEAGE, Column
 from data.lake import MANIFEST_COLUMNS
 
@@ -44,9 +44,10 @@ mix, and the pipeline never locks this file. Reconnect to see the latest data.
 | `customers_history`, `projects_history`, `time_entries_history`, `invoices_history` | every published snapshot (filter on `snapshot_id` or `extracted_at` to reproduce a past state, e.g. the month-end close) |
 | `snapshots` | one row per published snapshot (the manifest) |
 | `quarantine` | records of the current snapshots that the mapping refused, with the reason |
-| `breaks` | the breaks of the latest reconciliation run: one row per break, with a stable `break_id` |
+| `breaks` | the exception queue: breaks of the latest reconciliation run and failed data-quality checks, one row per break, with a stable `break_id` |
 | `break_ledger` | every break ever seen: first seen, last seen, cleared, reopened |
 | `reconciliation_runs` | one row per rule and reconciliation run: rows compared, matched, breaks by type |
+| `check_results` | the latest data-quality results: one row per check (GX expectation, schema drift, volume, freshness, quarantine) and snapshot |
 
 Conventions: ids are text, in the row's own `system`; `crm_id` / `psa_id` / `erp_id` are the ids of
 the same record in the CRM, PSA and ERP as far as that system records them; money and hours are
@@ -88,9 +89,12 @@ def render() -> str:
         "| `reason` | VARCHAR | every problem found, e.g. `hours: cannot read 'abc' as DECIMAL(18,2)` |\n"
         "| `record` | VARCHAR | the raw record as JSON |\n",
         "## `breaks`\n",
-        "Breaks of the latest live reconciliation run (an `--as-of` replay is kept beside it, not here). "
-        "A break absent from a run that ran its rule is cleared (see `break_ledger`); when it returns it "
-        "keeps its `break_id` and `first_seen`.\n",
+        "Breaks of the latest live reconciliation run (an `--as-of` replay is kept beside it, not here) "
+        "and of the latest check run (category `data_quality`: `rule_id` is `object.check`, `break_type` "
+        "is `failed_expectation`, `schema_drift`, `volume_change`, `stale` or `quarantined`; "
+        "`source_system` is the system checked and `source_id` the failing record, NULL for a "
+        "snapshot-level failure). A break absent from a run that ran its rule (or checked its snapshot) "
+        "is cleared (see `break_ledger`); when it returns it keeps its `break_id` and `first_seen`.\n",
         _described(BREAK_COLUMNS),
         "",
         "## `break_ledger`\n",
@@ -98,6 +102,11 @@ def render() -> str:
         "",
         "## `reconciliation_runs`\n",
         _described(RULE_RUN_COLUMNS),
+        "",
+        "## `check_results`\n",
+        "The latest check run's results, with the previous results of snapshots it did not check. "
+        "GX Data Docs of the run are in `HOME/data_docs/index.html`.\n",
+        _described(CHECK_RESULT_COLUMNS),
         "",
     ]
     return "\n".join(parts)

@@ -16,7 +16,8 @@ Views (``data/README.md`` documents every column):
 - ``quarantine``: records of current snapshots refused by the mapping, with ``object`` and ``reason``;
 - ``breaks``: the breaks of the latest live reconciliation run (and data-quality run), with
   ``break_ledger`` (every break ever seen: first seen, cleared, reopened) and
-  ``reconciliation_runs`` (per rule and run); see :mod:`data.breaks`.
+  ``reconciliation_runs`` (per rule and run), ``check_results`` (the latest data-quality checks); see
+  :mod:`data.breaks`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from data.sql import sql_literal
 __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
 #: Bump when a view definition changes, so existing warehouse files are rebuilt.
-VIEWS_VERSION = 4
+VIEWS_VERSION = 5
 
 
 def warehouse_path(home: Path) -> Path:

@@ -231,10 +231,13 @@ class SourcesConfig(_Strict):
     ``reporting_currency`` is what amounts at risk are converted to. ``business_date`` pins the
     firm's "today" for reconciliation (ages, ``{as_of}`` in rules): the demo firm is frozen at its
     as-of date; leave it out for a live firm, whose business date is the day of each run.
+    ``founded`` is the day the firm started: data-quality checks flag dates before it (leave it out
+    and they only flag dates after the business date).
     """
 
     reporting_currency: Annotated[str, Field(pattern="^[A-Z]{3}$")] = "USD"
     business_date: date | None = None
+    founded: date | None = None
     systems: Annotated[dict[str, SystemConfig], Field(min_length=1)]
     path: Path = Path("sources.yaml")
 

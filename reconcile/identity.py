@@ -10,12 +10,15 @@ metadata in ``_rules`` and the previous ledger in ``_prev_ledger`` (temporary ta
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
+from data.breaks import LEDGER_COLUMNS, empty_select
 from data.sql import sql_literal
 from reconcile.compile import RAW_BREAKS
 
-__all__ = ["BREAK_ID_SQL", "found_table", "ledger_sql", "seen_sql"]
+__all__ = ["BREAK_ID_SQL", "found_table", "ledger_sql", "prev_ledger_sql", "ran_sql", "seen_sql"]
 
 BREAK_ID_SQL = "substr(md5(concat_ws(chr(31), rule_id, break_type, coalesce(field, ''), match_key)), 1, 20)"
 
@@ -47,14 +50,21 @@ def seen_sql(now: str) -> str:
     )
 
 
-def ledger_sql(now: str, fresh: list[str]) -> str:
-    """The new ledger: the previous one, the rows of the rules that ran (``fresh``) updated by ``_found``."""
+def ran_sql(column: str, values: list[str]) -> str:
+    """``column IN (values)``, or ``false`` for no values (``IN (NULL)`` would be NULL, and keep nothing)."""
+    return f"{column} IN ({', '.join(sql_literal(v) for v in values)})" if values else "false"
+
+
+def ledger_sql(now: str, ran: str) -> str:
+    """The new ledger: the previous one (``_prev_ledger``), its rows matching ``ran`` updated by ``_found``.
+
+    ``ran`` is a condition on ledger columns selecting the breaks the run could have found again
+    (the rules it ran, the snapshots it checked); a break it selects that is not in ``_found`` clears.
+    """
     both = [
         f"coalesce(f.{c}, l.{c}) AS {c}"
         for c in ("break_id", "rule_id", "break_type", "source_id", "target_id", "field", "legal_entity_id")
     ]
-    # no IN () list when no rule ran: rule_id IN (NULL) would be NULL, and keep nothing
-    ran = f"rule_id IN ({', '.join(sql_literal(r) for r in fresh)})" if fresh else "false"
     gone, back = "f.break_id IS NULL", "f.break_id IS NOT NULL AND l.cleared_at IS NOT NULL"
     return (
         f"SELECT {', '.join(both)}, coalesce(l.first_seen, {now}) AS first_seen, "
@@ -62,7 +72,21 @@ def ledger_sql(now: str, fresh: list[str]) -> str:
         f"CASE WHEN {gone} THEN coalesce(l.cleared_at, {now}) END AS cleared_at, "
         f"CASE WHEN {back} THEN {now} ELSE l.reopened_at END AS reopened_at, "
         f"CAST(coalesce(l.times_cleared, 0) + CASE WHEN {gone} AND l.cleared_at IS NULL THEN 1 ELSE 0 END "
-        "AS INTEGER) AS times_cleared "
+        "AS INTEGER) AS times_cleared, coalesce(f.object, l.object) AS object, "
+        "coalesce(f.source_system, l.source_system) AS source_system "
         f"FROM _found AS f FULL JOIN (SELECT * FROM _prev_ledger WHERE {ran}) AS l "
         f"USING (break_id) UNION ALL SELECT * FROM _prev_ledger WHERE NOT ({ran})"
     )
+
+
+def prev_ledger_sql(path: Path | None) -> str:
+    """SELECT of the ledger file at ``path`` (None: no previous run) with :data:`LEDGER_COLUMNS`, in order.
+
+    Ledgers written before a column existed read it as NULL.
+    """
+    empty = empty_select(LEDGER_COLUMNS)
+    if path is None:
+        return empty
+    names = ", ".join(c for c, _, _ in LEDGER_COLUMNS)
+    stored = f"SELECT * FROM read_parquet({sql_literal(str(path))})"
+    return f"SELECT {names} FROM ({empty} UNION ALL BY NAME {stored})"

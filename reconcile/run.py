@@ -24,14 +24,14 @@ from typing import Any
 
 import duckdb
 
-from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS, BreakStore, empty_select
+from data.breaks import BREAK_COLUMNS, RULE_RUN_COLUMNS, BreakStore, empty_select
 from data.lock import PipelineLock
 from data.sql import sql_literal
 from data.warehouse import ensure_warehouse
 from extractors.config import SourcesConfig, load_sources
 from reconcile.compile import Relations
 from reconcile.engine import RuleResult, prepare_connection, run_rule
-from reconcile.identity import found_table, ledger_sql, seen_sql
+from reconcile.identity import found_table, ledger_sql, prev_ledger_sql, ran_sql, seen_sql
 from reconcile.inputs import Inputs, crosswalk_relation, select_inputs
 from reconcile.rules import ReconciliationRule, RuleSet, load_rules
 from reconcile.suggest import add_suggestions
@@ -194,10 +194,6 @@ def _write_breaks(
     )
     con.executemany("INSERT INTO _rules VALUES (?, ?, ?, ?, ?)", meta)
     prev_dir = store.run_dir(previous["run_id"]) if previous else None
-    prev_ledger = (
-        f"read_parquet({sql_literal(str(prev_dir / 'ledger.parquet'))})" if prev_dir
-        else f"({empty_select(LEDGER_COLUMNS)})"
-    )  # fmt: skip
     prev_breaks = (
         f"read_parquet({sql_literal(str(prev_dir / 'breaks.parquet'))})" if prev_dir
         else f"({empty_select(BREAK_COLUMNS)})"
@@ -205,7 +201,10 @@ def _write_breaks(
     carried_list = ", ".join(sql_literal(r) for r in sorted(carried)) or "NULL"
     now = f"TIMESTAMPTZ '{started.isoformat()}'"
     found_table(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _prev_ledger AS SELECT * FROM {prev_ledger}")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _prev_ledger AS "
+        + prev_ledger_sql(prev_dir / "ledger.parquet" if prev_dir else None)
+    )
     valued = valuation_columns(ruleset.settings, sources.reporting_currency, business_date=business_date,
                                moment=moment)  # fmt: skip
     names = [c for c, _, _ in BREAK_COLUMNS]
@@ -222,7 +221,7 @@ def _write_breaks(
         f"COPY (SELECT * FROM _breaks ORDER BY rule_id, break_type, match_key) "
         f"TO {sql_literal(str(staged / 'breaks.parquet'))} {_PARQUET}"
     )
-    ledger = ledger_sql(now, sorted(fresh))
+    ledger = ledger_sql(now, ran_sql("rule_id", sorted(fresh)))
     con.execute(f"COPY ({ledger}) TO {sql_literal(str(staged / 'ledger.parquet'))} {_PARQUET}")
     row = con.execute("SELECT count(*) FROM _breaks").fetchone()
     return int(row[0]) if row else 0
