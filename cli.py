@@ -185,12 +185,39 @@ def reconcile_cmd(
         raise typer.Exit(1)
 
 
+@app.command("check")
+def check_cmd(
+    home: HomeOption = Path("data"),
+    system: Annotated[
+        list[str] | None, typer.Option("--system", help="Only this system (repeatable).")
+    ] = None,
+    obj: Annotated[list[str] | None, typer.Option("--object", help="Only this object (repeatable).")] = None,
+) -> None:
+    """Run the data-quality suites on the current snapshots; failures join the `breaks` queue.
+
+    Also checks schema drift and volume against the previous snapshot, refused records, and the
+    freshness of every system against its SLA. Exit codes: 0 all passed, 1 a check failed,
+    2 bad configuration or suites, 3 another run holds the lock.
+    """
+    from checks.report import print_checks
+    from checks.run import check
+
+    home = _home(home)
+    with _pipeline_errors():
+        run = check(home, systems=system, objects=obj)
+    print_checks(run)
+    if run.failed:
+        raise typer.Exit(1)
+
+
 @app.command("run")
 def run_cmd(home: HomeOption = Path("data")) -> None:
-    """Run the whole pipeline once: extract every system, then reconcile; print a summary.
+    """Run the whole pipeline once: extract every system, check the snapshots, reconcile; print a summary.
 
-    Exit codes: 0 done, 1 an extraction or a rule failed, 2 bad configuration or rules, 3 busy.
+    Exit codes: 0 done, 1 an extraction or a rule failed, 2 bad configuration, suites or rules, 3 busy.
+    Failed data-quality checks are breaks in the queue, not a failed run.
     """
+    from checks.report import print_checks
     from extractors.report import ExtractProgress, print_summary
     from pipeline import run_pipeline
     from reconcile.report import print_reconciliation
@@ -199,10 +226,10 @@ def run_cmd(home: HomeOption = Path("data")) -> None:
     with _pipeline_errors(), ExtractProgress() as progress:
         result = run_pipeline(home, on_progress=progress.update, on_result=progress.finish)
     print_summary(result.extractions)
-    if result.reconciliation is not None:
-        print_reconciliation(result.reconciliation)
-    failed = any(r.status != "succeeded" for r in result.extractions) or (
-        result.reconciliation is not None and any(r.status == "failed" for r in result.reconciliation.results)
+    print_checks(result.checks)
+    print_reconciliation(result.reconciliation)
+    failed = any(r.status != "succeeded" for r in result.extractions) or any(
+        r.status == "failed" for r in result.reconciliation.results
     )
     if failed:
         raise typer.Exit(1)
@@ -211,6 +238,7 @@ def run_cmd(home: HomeOption = Path("data")) -> None:
 @contextmanager
 def _pipeline_errors() -> Iterator[None]:
     """Turn configuration and rule errors into exit code 2, a busy pipeline into 3, with the reason."""
+    from checks.spec import SuiteError
     from data.lock import PipelineBusy
     from extractors.config import ConfigError
     from reconcile.inputs import AsOfError
@@ -218,7 +246,7 @@ def _pipeline_errors() -> Iterator[None]:
 
     try:
         yield
-    except (ConfigError, RuleError, AsOfError) as exc:
+    except (ConfigError, RuleError, AsOfError, SuiteError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except PipelineBusy as exc:
@@ -271,6 +299,8 @@ def _on_simulators_ready(home: Path, extract: bool) -> None:
 
 
 def _extract_and_report(home: Path) -> None:
+    from checks.report import print_checks
+    from checks.spec import SuiteError
     from extractors.config import ConfigError
     from extractors.report import ExtractProgress, print_status, print_summary
     from extractors.status import object_status
@@ -281,13 +311,13 @@ def _extract_and_report(home: Path) -> None:
     try:
         with ExtractProgress() as progress:
             result = run_pipeline(home, on_progress=progress.update, on_result=progress.finish)
-    except (ConfigError, RuleError) as exc:
+    except (ConfigError, RuleError, SuiteError) as exc:
         typer.echo(f"error: {exc}", err=True)
         return
     print_summary(result.extractions)
     print_status(object_status(home))
-    if result.reconciliation is not None:
-        print_reconciliation(result.reconciliation)
+    print_checks(result.checks)
+    print_reconciliation(result.reconciliation)
     typer.echo(f"Warehouse: {home / 'warehouse.duckdb'} (open it read-only with DuckDB).")
     typer.echo("Ctrl-C stops the simulators.")
 

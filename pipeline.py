@@ -1,4 +1,4 @@
-"""One pipeline run: extract (each due source) → publish snapshots → reconcile → publish breaks.
+"""One pipeline run: extract (each due source) → publish snapshots → check them → reconcile → publish breaks.
 
 ``tieout run``, ``tieout demo serve --extract`` and the scheduler's jobs all come through
 :func:`run_pipeline`. Each step holds the pipeline lock (:mod:`data.lock`), so runs never overlap.
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from checks.run import CheckRun, check
 from extractors.run import RunResult, extract
 from reconcile.run import ReconciliationRun, reconcile
 
@@ -21,10 +22,11 @@ LOCK_WAIT_S = 3600.0
 
 @dataclass(frozen=True)
 class PipelineRun:
-    """What one pipeline run did: the extraction runs and the reconciliation run (None if not reached)."""
+    """What one pipeline run did: the extraction runs, the check run and the reconciliation run."""
 
     extractions: list[RunResult]
-    reconciliation: ReconciliationRun | None
+    checks: CheckRun
+    reconciliation: ReconciliationRun
 
 
 def run_pipeline(
@@ -35,19 +37,22 @@ def run_pipeline(
     on_progress: Callable[..., None] | None = None,
     on_result: Callable[[RunResult], None] | None = None,
 ) -> PipelineRun:
-    """Extract ``systems`` (default all), then reconcile every rule on the current snapshots.
+    """Extract ``systems`` (default all), check the snapshots just published, then reconcile every rule.
 
     A failed extraction leaves its previous snapshot current, and the reconciliation still runs on
-    what is current (rules whose inputs have no snapshot at all are skipped).
+    what is current (rules whose inputs have no snapshot at all are skipped). The check run covers
+    the snapshots this run published (and the freshness of every system).
 
     Raises:
         extractors.config.ConfigError: sources.yaml is invalid.
-        reconcile.rules.RuleError: the rules are invalid.
+        checks.spec.SuiteError / reconcile.rules.RuleError: the suites or the rules are invalid.
         data.lock.PipelineBusy: another run holds the lock for longer than ``lock_wait_s``.
     """
     results = extract(home, systems=systems, on_progress=on_progress, on_result=on_result,
                       lock_wait_s=lock_wait_s)  # fmt: skip
-    return PipelineRun(results, reconcile(home, lock_wait_s=lock_wait_s))
+    published = [r for r in results if r.status == "succeeded" and r.snapshot_id is not None]
+    checks = check(home, units=[(r.system, r.object) for r in published], lock_wait_s=lock_wait_s)
+    return PipelineRun(results, checks, reconcile(home, lock_wait_s=lock_wait_s))
 
 
 def scheduled_run(home: str, system: str) -> None:

@@ -189,7 +189,8 @@ class GxSuite:
 
         Returns:
             One dict per expectation, in :attr:`specs` order: ``success`` (bool), ``element_count``,
-            ``unexpected_count`` (rows), ``ids`` (failing record ids, at most ``max_ids``), ``gx_type``
+            ``unexpected_count`` (rows), ``ids`` (failing record ids, None for a row without one; at most
+            ``max_ids``), ``gx_type``
             (the GX expectation type), ``error`` (GX's exception message, or None).
         """
         result = self.checkpoint.run(batch_parameters={"dataframe": frame})
@@ -200,7 +201,7 @@ class GxSuite:
             info = r.exception_info or {}
             raised = bool(info.get("raised_exception")) if isinstance(info, dict) else False
             res = r.result or {}
-            ids = [str(row[self.key]) for row in res.get("partial_unexpected_index_list") or []]
+            ids = [_record_id(row[self.key]) for row in res.get("partial_unexpected_index_list") or []]
             out[i] = {
                 "success": bool(r.success) and not raised,
                 "element_count": int(res.get("element_count") or len(frame)),
@@ -210,3 +211,8 @@ class GxSuite:
                 "error": info.get("exception_message") if raised else None,
             }
         return out
+
+
+def _record_id(value: Any) -> str | None:
+    # pandas hands a missing key back as NaN or None
+    return None if value is None or value != value else str(value)

@@ -107,11 +107,15 @@ def check(
     *,
     systems: list[str] | None = None,
     objects: list[str] | None = None,
+    units: list[tuple[str, str]] | None = None,
     lock_wait_s: float = 0,
     docs: bool = True,
     batch_rows: int = BATCH_ROWS,
 ) -> CheckRun:
     """Check the current snapshots of ``systems`` x ``objects`` (default: all) and publish the results.
+
+    ``units`` (``(system, object)`` pairs, e.g. the snapshots a pipeline run just published) narrows
+    the choice further. Freshness is checked for every configured system and object each time.
 
     Raises:
         extractors.config.ConfigError: sources.yaml is invalid, or a system or object is unknown.
@@ -119,7 +123,9 @@ def check(
         data.lock.PipelineBusy: another run holds the pipeline lock.
     """
     sources = load_sources(home / "sources.yaml")
-    suites = load_suites(suites_path(home), sources.systems)
+    folder = suites_path(home)
+    # the starter suites name the demo's systems; a home's own suites must name its systems
+    suites = load_suites(folder, sources.systems if folder != DEFAULT_SUITES else None)
     for system in systems or []:
         if system not in sources.systems:
             raise ConfigError(
@@ -133,6 +139,7 @@ def check(
         entries = [
             e for e in lake.entries()
             if e.current and (not systems or e.system in systems) and (not objects or e.object in objects)
+            and (units is None or (e.system, e.object) in units)
         ]  # fmt: skip
         return _run(home, sources, suites, lake, entries, docs=docs, batch_rows=batch_rows)
 
@@ -269,9 +276,9 @@ def _snapshot_of(lake: Lake, f: Finding) -> SnapshotEntry | None:
     return lake.current(f.system, f.object)
 
 
-def _severity(rule_id: str, break_type: str) -> str:
-    key_check = rule_id.endswith(("_id_not_null", "_id_unique"))
-    return "high" if break_type in ("schema_drift", "stale") or key_check else "medium"
+def _severity(break_type: str, on_key: bool = False) -> str:
+    """``high`` for drift, staleness and a broken record key (matching cannot work), else ``medium``."""
+    return "high" if break_type in ("schema_drift", "stale") or on_key else "medium"
 
 
 def _insert_findings(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
@@ -281,9 +288,9 @@ def _insert_findings(con: duckdb.DuckDBPyConnection, findings: list[Finding]) ->
     rows = []
     for f in findings:
         kind = types[f.check_type]
-        key = "|".join(x for x in (f.system, f.object, f.field or f.record_id) if x)
+        key = "|".join(x for x in (f.system, f.object, f.field or f.record_id or f.record_hash) if x)
         rows.append((f.rule_id, kind, f.object, f.system, f.record_id, key, f.field, f.observed, f.expected,
-                     None, None, None, None, _severity(f.rule_id, kind)))  # fmt: skip
+                     None, None, None, None, _severity(kind)))  # fmt: skip
     if rows:
         con.executemany(f"INSERT INTO _dq_raw VALUES ({', '.join('?' for _ in range(14))})", rows)
 
@@ -293,7 +300,7 @@ def _insert_failures(
 ) -> None:
     """A failed expectation as raw breaks: one per failing record, or one for the snapshot beyond the cap."""
     table = CANONICAL[entry.object]
-    severity = _severity(out.rule_id, "failed_expectation")
+    severity = _severity("failed_expectation", on_key=out.column == table.key)
     if out.error is not None or out.unexpected_count > len(out.ids) or not out.ids:
         why = out.error or f"{out.unexpected_count} of {out.element_count} rows fail"
         con.execute(
@@ -317,7 +324,7 @@ def _insert_failures(
     value = f"CAST(s.{out.column} AS VARCHAR)" if out.column in table.names else "NULL"
     con.execute(
         "INSERT INTO _dq_raw SELECT DISTINCT ON (f.id) ?, 'failed_expectation', ?, ?, f.id, "
-        "? || '|' || f.id, ?, "
+        "? || '|' || coalesce(f.id, '(no id)'), ?, "
         f"{value}, NULL, s.legal_entity_id, {ctx}, ? "
         f"FROM unnest(?::VARCHAR[]) AS f(id) LEFT JOIN ({snapshot}) AS s ON s.{table.key} = f.id",
         [out.rule_id, entry.object, entry.system, entry.system, out.column, severity, out.ids],
@@ -356,7 +363,8 @@ def _write_breaks(
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _breaks AS SELECT {', '.join(names)} FROM ("
         f"SELECT {plain}, {valued}, {now} AS last_seen, '{run_id}' AS run_id FROM ({seen_sql(now)}) AS b "
-        f"{fx_join(fx_relation(settings, home), business_date)}) "
+        # data-quality breaks carry no amount, so no FX rate is ever needed
+        f"{fx_join(fx_relation(settings.model_copy(update={'fx_rates': None}), home), business_date)}) "
         f"UNION ALL BY NAME SELECT * FROM {prev_breaks} WHERE NOT {ran}"
     )
     con.execute(

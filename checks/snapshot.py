@@ -49,6 +49,7 @@ class Finding:
         check_type: the same check name. system / object: what was checked. success: it passed.
         field: the column concerned (schema drift), else None.
         record_id: the refused record's key (quarantine; None when it had none), else None.
+        record_hash: md5 of the refused raw record (quarantine), which names a record without a key.
         observed: what was found (text). expected: what was expected (text).
     """
 
@@ -61,6 +62,7 @@ class Finding:
     expected: str
     field: str | None = None
     record_id: str | None = None
+    record_hash: str | None = None
 
 
 def previous_snapshot(lake: Lake, entry: SnapshotEntry) -> SnapshotEntry | None:
@@ -72,14 +74,26 @@ def previous_snapshot(lake: Lake, entry: SnapshotEntry) -> SnapshotEntry | None:
 
 
 def _raw_fields(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, str] | None:
-    """Field -> type(s) of the raw records in ``folder``; None when it holds no records."""
-    files = sorted(folder.glob("*.parquet"))
-    if not files:
+    """Field -> type(s) of the raw records in ``folder``; None when it holds no records.
+
+    The raw forms are those of :class:`extractors.staging.RawSink`: JSON records (``page``,
+    ``record``), typed tables and Parquet source files (their columns), CSV source files (their
+    header; every value is text).
+    """
+    csvs = sorted(folder.glob("*.csv"))
+    if csvs:
+        files = ", ".join(sql_literal(str(f)) for f in csvs)
+        src = (
+            f"read_csv([{files}], header = true, all_varchar = true, union_by_name = true, "
+            "null_padding = true)"
+        )
+    elif any(folder.glob("*.parquet")):
+        src = f"read_parquet({sql_literal(str(folder / '*.parquet'))}, union_by_name = true)"
+    else:
         return None
-    src = f"read_parquet({sql_literal(str(folder / '*.parquet'))})"
     columns = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     if set(columns) != {"page", "record"}:
-        return {c: t for c, t in columns.items() if c != "_pos"}
+        return columns
     rows = con.execute(
         "SELECT k, list_sort(list(DISTINCT t) FILTER (WHERE t IS NOT NULL)) FROM ("
         "SELECT k, CASE WHEN t IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN 'NUMBER' "
@@ -176,6 +190,6 @@ def quarantined(con: duckdb.DuckDBPyConnection, lake: Lake, entry: SnapshotEntry
                         "every record maps")]  # fmt: skip
     return [
         Finding(rule, "quarantined", entry.system, entry.object, False, str(reason), "every record maps",
-                record_id=key if key is not None else f"#{digest[:12]}")
+                record_id=key, record_hash=digest)
         for key, reason, digest in rows
     ]  # fmt: skip

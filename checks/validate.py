@@ -29,7 +29,7 @@ class ExpectationOutcome:
         rule_id: ``<object>.<expectation id>``. expectation: the id. gx_type: GX expectation type.
         column: the column reported. success: every batch passed (within ``mostly``).
         element_count / unexpected_count: rows checked and rows failing.
-        ids: failing record ids (the object's key), at most the suite's ``max_ids``.
+        ids: failing record ids (the object's key; None for a row without one), at most ``max_ids``.
         error: GX's exception message when the expectation could not run, else None.
     """
 
@@ -40,7 +40,7 @@ class ExpectationOutcome:
     success: bool = True
     element_count: int = 0
     unexpected_count: int = 0
-    ids: list[str] = field(default_factory=list)
+    ids: list[str | None] = field(default_factory=list)
     error: str | None = None
 
     @property
