@@ -62,6 +62,13 @@ def demo_generate(
             max=65533,
         ),
     ] = 8711,
+    quality_defects: Annotated[
+        bool,
+        typer.Option(
+            "--quality-defects/--no-quality-defects",
+            help="Also inject data-quality defects (time entries that fail the checks).",
+        ),
+    ] = True,
 ) -> None:
     """Generate the demo firm under HOME/demo, its ground truth and HOME/sources.yaml."""
     from demo.generate import generate
@@ -73,7 +80,8 @@ def demo_generate(
     except ValueError as exc:
         raise typer.BadParameter(f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of") from exc
     home = _home(home)
-    manifest = generate(home, scale=scale, seed=seed, as_of=day, port_base=port_base)  # type: ignore[arg-type]
+    manifest = generate(home, scale=scale, seed=seed, as_of=day, port_base=port_base,  # type: ignore[arg-type]
+                        quality_defects=quality_defects)  # fmt: skip
     rows = manifest["rows"]
     typer.echo(f"Demo firm '{scale}' (seed {seed}, as of {manifest['as_of']}) written to {home / 'demo'}")
     typer.echo(

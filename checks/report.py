@@ -14,8 +14,8 @@ def print_checks(run: CheckRun, console: Console | None = None) -> None:
     """Print per snapshot: checks run and failed, and each failure with its count and sample ids."""
     console = console or Console()
     table = Table(title=f"Data-quality checks {run.run_id} ({run.started_at:%Y-%m-%d %H:%M:%S} UTC)")
-    for col in ("snapshot", "checks", "failed", "failures (rows or findings; sample ids)"):
-        table.add_column(col, justify="right" if col in ("checks", "failed") else "left")
+    for col in ("snapshot", "checks", "failing", "failures (rows or findings; sample ids)"):
+        table.add_column(col, justify="right" if col in ("checks", "failing") else "left")
     for unit, rows in sorted(run.outcomes.items()):
         failed = [r for r in rows if not r["success"]]
         lines = [
@@ -28,7 +28,7 @@ def print_checks(run: CheckRun, console: Console | None = None) -> None:
         table.add_row(unit, f"{len(rows):,}", f"{len(failed):,}", "\n".join(lines) or "-")
     console.print(table)
     console.print(
-        f"{run.failed:,} of {run.results:,} checks failed; {run.breaks:,} data-quality breaks in the queue"
+        f"{run.failed:,} of {run.results:,} checks failing; {run.breaks:,} data-quality breaks in the queue"
     )
     if run.docs is not None:
         console.print(f"Data Docs: {run.docs}")

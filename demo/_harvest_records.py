@@ -33,11 +33,9 @@ class Lookups:
     """Facts a record needs from other tables (the demo firm is read-only, so loaded once).
 
     Attributes:
-        client_currency: client id → ISO 4217 currency (for a time entry's ``client``).
         user_name: user id → ``"First Last"`` (for a user assignment's ``user``).
     """
 
-    client_currency: dict[int, str] = field(default_factory=dict)
     user_name: dict[int, str] = field(default_factory=dict)
 
 
@@ -150,16 +148,15 @@ def _locked_reason(row: Row) -> str | None:
     return "Locked for this Time Period"
 
 
-def time_entry(row: Row, lookups: Lookups) -> Row:
+def time_entry(row: Row, _: Lookups) -> Row:
     """Return a ``HARVEST_TIME_ENTRIES`` row as a Harvest time entry object.
 
     Timers never run in the demo firm (``hours`` = ``rounded_hours`` = ``hours_without_timer``,
     ``is_running`` false); ``invoice`` is ``{id, number}`` when the entry is billed, else null.
-    User and task assignments are not modelled and are null.
+    User and task assignments are not modelled and are null. The ``client`` object's currency is
+    the row's own ``client_currency`` (normally its client's), so that one entry can carry a bad
+    currency (``demo.quality``); ``project`` is null when the row has no ``project_id``.
     """
-    client_ref = _ref(row, "client", "name")
-    if client_ref is not None:
-        client_ref["currency"] = lookups.client_currency.get(row["client_id"])
     return {
         "id": row["id"],
         "spent_date": day(row["spent_date"]),
@@ -182,7 +179,7 @@ def time_entry(row: Row, lookups: Lookups) -> Row:
         "created_at": ts(row["created_at"]),
         "updated_at": ts(row["updated_at"]),
         "user": _ref(row, "user", "name"),
-        "client": client_ref,
+        "client": _ref(row, "client", "name", "currency"),
         "project": _ref(row, "project", "name", "code"),
         "task": _ref(row, "task", "name"),
         "user_assignment": None,

@@ -18,6 +18,7 @@ from demo.ground_truth import GroundTruth, aging_bucket
 from demo.invoicing import INVOICE_DEFECTS, Billing, bill_month
 from demo.master import MasterViews
 from demo.parts import PartWriter
+from demo.quality import RNG_STREAM, inject_quality
 from demo.tables import table
 from demo.timesheets import FIRST_TIME_ENTRY_ID, Catalog, draw_month, erp_rows, psa_rows
 
@@ -86,7 +87,10 @@ def generate_activity(firm: Firm, v: MasterViews, gt: GroundTruth, demo_dir: Pat
             bill_month(cat, billing, df, billed, first, cfg.as_of, prng, gt, counts)
             for name, rows in billing.take().items():
                 writers[name].write_rows(rows)
-        writers["psa/time_entries"].write(psa_rows(cat, df, cfg.as_of))
+        te = inject_quality(cat, df, psa_rows(cat, df, cfg.as_of), as_of=cfg.as_of, rate=rates.quality,
+                            minimum=rates.minimum, rng=np.random.default_rng([cfg.seed, mi, RNG_STREAM]),
+                            gt=gt)  # fmt: skip
+        writers["psa/time_entries"].write(te)
         lines, next_line, next_unknown = _erp_lines(
             cat, df, plan, nrng, gt, next_line, next_unknown, rates.time_entry, forced, first, last
         )

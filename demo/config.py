@@ -54,6 +54,9 @@ class DefectRates(BaseModel):
     Every kind is injected at least ``minimum`` times, so the ``small`` firm exercises every rule.
     Kinds are named ``<object>_<what>``; ``demo.ground_truth`` documents the break each one causes
     (kinds ending in ``_inside`` are differences within tolerance: they must cause no break).
+
+    ``quality`` is the rate of each data-quality kind (``demo.quality``) among the time entries
+    still awaiting approval; unlike the others, 0 turns those kinds off, minimum included.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,6 +68,7 @@ class DefectRates(BaseModel):
     time_entry: float = Field(0.001, ge=0, le=0.05)
     unbilled: float = Field(0.002, ge=0, le=0.05)
     invoice: float = Field(0.02, ge=0, le=0.2)
+    quality: float = Field(0.005, ge=0, le=0.05)
 
 
 class FirmConfig(BaseModel):

@@ -4,8 +4,9 @@ Writes, under ``HOME``:
 
 - ``demo/<system>/<table>/part-*.parquet``: each system's view of the firm (``demo.tables``);
 - ``demo/ref/fx_rates``: monthly FX rates to the reporting currency;
-- ``demo/ground_truth.parquet``: the expected breaks (``demo.ground_truth``);
-- ``demo/manifest.json``: seed, scale, as-of date, row counts, defect counts;
+- ``demo/ground_truth.parquet``: the expected breaks (``demo.ground_truth``), reconciliation and
+  data quality;
+- ``demo/manifest.json``: seed, scale, as-of and founding dates, row counts, defect counts;
 - ``sources.yaml``: the three simulated systems on loopback, credentials by variable name;
 - ``.env``: the demo credentials themselves (random, mode 0600), loaded by the ``tieout`` command
   into variables that are not already set. It never leaves the home folder.
@@ -52,6 +53,7 @@ def generate(
     seed: int = 7,
     as_of: date | None = None,
     defects: DefectRates | None = None,
+    quality_defects: bool = True,
     port_base: int = DEFAULT_PORT_BASE,
 ) -> dict[str, Any]:
     """Generate the demo firm into ``home`` (replacing any earlier demo firm there).
@@ -62,13 +64,17 @@ def generate(
         seed: random seed; same seed and as-of date give identical data.
         as_of: the firm's "today" (default: today, UTC).
         defects: defect rates (default: ``DefectRates()``).
+        quality_defects: False leaves out the data-quality defects (``demo.quality``), whatever
+            ``defects.quality`` says; the reconciliation defects, and their ground truth, stay.
         port_base: loopback port of the HubSpot simulator; Harvest and Odoo take the next two.
 
     Returns:
         The manifest written to ``HOME/demo/manifest.json``.
     """
-    cfg = FirmConfig(seed=seed, scale=scale, as_of=as_of or datetime.now(UTC).date(),
-                     defects=defects or DefectRates())  # fmt: skip
+    rates = defects or DefectRates()
+    if not quality_defects:
+        rates = rates.model_copy(update={"quality": 0.0})
+    cfg = FirmConfig(seed=seed, scale=scale, as_of=as_of or datetime.now(UTC).date(), defects=rates)
     demo_dir = home / "demo"
     if demo_dir.exists():
         shutil.rmtree(demo_dir)
@@ -87,8 +93,9 @@ def generate(
     _derive_aggregate_breaks(demo_dir, gt)
     rows["ground_truth"] = gt.write(demo_dir / "ground_truth.parquet")
     ports = {name: port_base + i for i, name in enumerate(SIMULATORS)}
+    founded = founding_day(firm.window_start)
     manifest = {
-        "seed": seed, "scale": scale, "as_of": cfg.as_of.isoformat(),
+        "seed": seed, "scale": scale, "as_of": cfg.as_of.isoformat(), "founded": founded.isoformat(),
         "window_start": firm.window_start.isoformat(),
         "reporting_currency": cfg.reporting_currency,
         "deal_handoff_days": cfg.deal_handoff_days, "odoo_database": ODOO_DATABASE,
@@ -96,9 +103,18 @@ def generate(
         "rows": dict(sorted(rows.items())), "defects_injected": dict(sorted(gt.injected.items())),
     }  # fmt: skip
     (demo_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    write_sources_yaml(home, ports, cfg.as_of)
+    write_sources_yaml(home, ports, cfg.as_of, founded)
     write_credentials(home)
     return manifest
+
+
+def founding_day(window_start: date) -> date:
+    """Return the demo firm's founding day: 1 January, three years before its time history starts.
+
+    Every generated date is later: the oldest records, CRM companies, are created at most 900 days
+    before ``window_start`` (``demo.firm``), and nothing else reaches further back than 180 days.
+    """
+    return date(window_start.year - 3, 1, 1)
 
 
 def _write_fx(window_start: date, cfg: FirmConfig, demo_dir: Path) -> int:
@@ -151,12 +167,13 @@ def _derive_aggregate_breaks(demo_dir: Path, gt: GroundTruth) -> None:
 
 
 def write_sources_yaml(
-    home: Path, ports: dict[str, int], business_date: date, host: str = "127.0.0.1"
+    home: Path, ports: dict[str, int], business_date: date, founded: date, host: str = "127.0.0.1"
 ) -> Path:
     """Write ``HOME/sources.yaml`` pointing at the demo simulators on ``ports``; return its path.
 
     ``business_date`` (the firm's as-of date) pins the reconciliation's "today", so ages and the
-    ground truth agree whatever day the demo is run.
+    ground truth agree whatever day the demo is run. ``founded`` (:func:`founding_day`) is the
+    earliest date the data-quality checks accept.
     """
     path = home / "sources.yaml"
     path.write_text(f"""\
@@ -165,6 +182,7 @@ def write_sources_yaml(
 # demo's own values are in HOME/.env, which `tieout` loads into variables that are not set.
 reporting_currency: USD
 business_date: {business_date.isoformat()}   # the demo firm's "today"; leave out for a live firm
+founded: {founded.isoformat()}         # dates before the firm existed fail the data-quality checks
 systems:
   crm:
     connector: hubspot

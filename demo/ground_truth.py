@@ -3,20 +3,23 @@
 ``HOME/demo/ground_truth.parquet`` has one row per expected break. Columns:
 
 =================  ==========================================================================
-``rule_id``        the reconciliation rule that must report it (catalogue below)
+``rule_id``        the reconciliation rule that must report it (catalogue below), or the
+                   data-quality rule ``<object>.<expectation id>`` (see "Data quality")
 ``break_type``     ``missing_in_target``, ``missing_in_source``, ``field_mismatch``,
-                   ``duplicate``, ``orphan``, ``aggregate_mismatch`` or ``aged``
+                   ``duplicate``, ``orphan``, ``aggregate_mismatch``, ``aged`` or (data
+                   quality) ``failed_expectation``
 ``object``         canonical object: ``customers``, ``projects``, ``time_entries``, ``invoices``
-``source_system``  ``crm``, ``psa`` or ``erp``: the rule's source (its system of record)
-``target_system``  the rule's target system
+``source_system``  ``crm``, ``psa`` or ``erp``: the rule's source (its system of record); for
+                   data quality, the system whose snapshot fails
+``target_system``  the rule's target system; NULL for data quality
 ``source_id``      the record's id in the source system (HubSpot/Harvest/Odoo id as text);
                    NULL when the record exists only in the target; for an orphan, the unknown
                    id the target refers to; for aggregates, the group key ``CODE|YYYY-MM``
 ``target_id``      the record's id in the target system; NULL when missing there; for a
                    duplicate, the id of the extra target record (the later one)
-``field``          canonical field for ``field_mismatch`` and ``aggregate_mismatch`` breaks,
-                   NULL otherwise
-``defect``         the injected defect kind that causes it (``DEFECT_KINDS``)
+``field``          canonical field for ``field_mismatch``, ``aggregate_mismatch`` and
+                   ``failed_expectation`` breaks, NULL otherwise
+``defect``         the injected defect kind that causes it (``DEFECT_KINDS``, ``QUALITY_KINDS``)
 ``legal_entity_id`` legal entity of the record (``US``, ``UK``, ``DE``)
 ``aging_bucket``   for ``aged`` breaks: ``0-30``, ``31-60``, ``61-90`` or ``90+`` days
 =================  ==========================================================================
@@ -50,10 +53,29 @@ Rules (source → target, match key):
 - ``invoice_vs_time``: per Harvest time-and-materials invoice present in Odoo, the billed time
   (sum of hours × billable rate of the time entries on it) vs the Odoo invoice's untaxed
   amount, abs tolerance 0.01 (``field`` = ``amount``).
+
+Data quality: the data-quality suites (``checks/suites/*.yaml``) name their rules
+``<object>.<expectation id>``; each failing record is one ``failed_expectation`` break with
+``source_id`` the record's id in the failing system, ``field`` the column checked, and
+``target_system``, ``target_id`` and ``aging_bucket`` NULL. The demo's defects of this kind
+(``QUALITY_KINDS``, injected by ``demo.quality``) all sit in Harvest (``psa``) time entries still
+awaiting approval (``is_closed`` false). No reconciliation rule reads those, so the rows of the
+rules above are the same with and without them.
+
+- ``negative_hours``: ``hours`` below zero: ``time_entries.hours_in_range`` (``hours``). The
+  amounts are hours × rate, so ``time_entries.cost_amount_in_range`` (``cost_amount``) fails too,
+  and for a billable entry ``time_entries.billable_amount_in_range`` (``billable_amount``).
+- ``future_date``: ``spent_date`` 20 to 60 days after as-of (the business date):
+  ``time_entries.spent_date_in_range`` (``spent_date``).
+- ``unknown_currency``: the entry's ``client.currency`` is ``XYZ``, no ISO 4217 code:
+  ``time_entries.currency_in_set`` (``currency``).
+- ``null_project``: the entry's ``project`` is null: ``time_entries.project_id_not_null``
+  (``project_id``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +163,18 @@ DEFECT_KINDS: dict[str, tuple[str, str, tuple[str | None, ...]]] = {
 }
 
 
+# data-quality defect kind: (object, failing system, (expectation id, field) of each expectation
+# it fails). The rule id is ``<object>.<expectation id>`` (``checks.spec``).
+QUALITY_KINDS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
+    "negative_hours": ("time_entries", "psa", (("hours_in_range", "hours"),
+                                               ("cost_amount_in_range", "cost_amount"),
+                                               ("billable_amount_in_range", "billable_amount"))),
+    "future_date": ("time_entries", "psa", (("spent_date_in_range", "spent_date"),)),
+    "unknown_currency": ("time_entries", "psa", (("currency_in_set", "currency"),)),
+    "null_project": ("time_entries", "psa", (("project_id_not_null", "project_id"),)),
+}  # fmt: skip
+
+
 def aging_bucket(age_days: int) -> str:
     """Return the unbilled-time aging bucket of an age in days (0-30, 31-60, 61-90, 90+)."""
     if age_days <= 30:
@@ -177,6 +211,37 @@ class GroundTruth:
             return
         for f in fields:
             self._append(rule_id, break_type, source_id, target_id, f, defect, legal_entity_id, aging)
+
+    def add_quality(
+        self,
+        defect: str,
+        *,
+        source_id: object,
+        legal_entity_id: str,
+        fields: Collection[str] | None = None,
+    ) -> None:
+        """Record one injected data-quality defect of kind ``defect`` and the failed expectations it causes.
+
+        Args:
+            defect: a kind of ``QUALITY_KINDS``.
+            source_id: the failing record's id in the failing system.
+            legal_entity_id: legal entity of the record.
+            fields: the fields of the kind that fail for this record (default: all); e.g. a
+                non-billable entry has no billable amount to fail.
+
+        Raises:
+            KeyError: ``defect`` is not in ``QUALITY_KINDS``.
+        """
+        obj, system, expectations = QUALITY_KINDS[defect]
+        self.injected[defect] = self.injected.get(defect, 0) + 1
+        for expectation, f in expectations:
+            if fields is None or f in fields:
+                self.rows.append({
+                    "rule_id": f"{obj}.{expectation}", "break_type": "failed_expectation", "object": obj,
+                    "source_system": system, "target_system": None, "source_id": str(source_id),
+                    "target_id": None, "field": f, "defect": defect, "legal_entity_id": legal_entity_id,
+                    "aging_bucket": None,
+                })  # fmt: skip
 
     def add_derived(self, rule_id: str, break_type: str, rows: list[tuple[Any, ...]]) -> None:
         """Record breaks derived by aggregating the finished tables.

@@ -285,7 +285,6 @@ class _Api:
         self._account_id = account_id.encode()
         users = store.rows(tables.HARVEST_USERS)
         self.lookups = records.Lookups(
-            client_currency={r["id"]: r["currency"] for r in store.rows(tables.HARVEST_CLIENTS)},
             user_name={r["id"]: f"{r['first_name']} {r['last_name']}" for r in users},
         )
 

@@ -90,8 +90,8 @@ HARVEST_TIME_ENTRIES = _t(
     ("id", I64), ("spent_date", D), ("hours", MONEY), ("notes", S), ("is_locked", B),
     ("is_closed", B), ("is_billed", B), ("billable", B), ("billable_rate", MONEY),
     ("cost_rate", MONEY), ("user_id", I64), ("user_name", S), ("client_id", I64),
-    ("client_name", S), ("project_id", I64), ("project_name", S), ("project_code", S),
-    ("task_id", I64), ("task_name", S), ("invoice_id", I64), ("invoice_number", S),
+    ("client_name", S), ("client_currency", S), ("project_id", I64), ("project_name", S),
+    ("project_code", S), ("task_id", I64), ("task_name", S), ("invoice_id", I64), ("invoice_number", S),
     ("created_at", TS), ("updated_at", TS),
 )  # fmt: skip
 HARVEST_INVOICES = _t(

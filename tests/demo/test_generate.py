@@ -12,16 +12,37 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from demo.generate import generate
-from demo.ground_truth import DEFECT_KINDS, RULES
+from demo.ground_truth import DEFECT_KINDS, QUALITY_KINDS, RULES
 from demo.tables import TABLES, create_views
+from extractors.config import load_sources
 from tests.conftest import AS_OF, SEED
 
 BREAK_TYPES = {"missing_in_target", "missing_in_source", "field_mismatch", "duplicate", "orphan",
                "aggregate_mismatch", "aged"}  # fmt: skip
+# data-quality defect kind, the rule that must report it, and the field (checks/suites/time_entries.yaml)
+QUALITY_BREAKS = {
+    ("negative_hours", "time_entries.hours_in_range", "hours"),
+    ("negative_hours", "time_entries.cost_amount_in_range", "cost_amount"),  # hours × cost rate
+    ("negative_hours", "time_entries.billable_amount_in_range", "billable_amount"),  # hours × bill rate
+    ("future_date", "time_entries.spent_date_in_range", "spent_date"),
+    ("unknown_currency", "time_entries.currency_in_set", "currency"),
+    ("null_project", "time_entries.project_id_not_null", "project_id"),
+}
+QUALITY_RULES = {rule_id for _, rule_id, _ in QUALITY_BREAKS}
+# the data-quality defects, as the Harvest time-entry table shows them
+QUALITY_IN_TABLE = {
+    "negative_hours": "hours < 0",
+    "future_date": f"spent_date > DATE '{AS_OF}'",
+    "unknown_currency": "client_currency NOT IN ('USD', 'GBP', 'EUR')",
+    "null_project": "project_id IS NULL",
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +74,8 @@ def test_same_seed_same_firm_other_seed_other_firm(small_demo: Path, tmp_path: P
 
 def test_every_rule_and_break_type_has_injected_defects(db: duckdb.DuckDBPyConnection) -> None:
     rules = _ids(db, "SELECT DISTINCT rule_id FROM gt")
-    assert rules == set(RULES)
-    assert _ids(db, "SELECT DISTINCT break_type FROM gt") == BREAK_TYPES
+    assert rules == set(RULES) | QUALITY_RULES
+    assert _ids(db, "SELECT DISTINCT break_type FROM gt") == BREAK_TYPES | {"failed_expectation"}
     buckets = _ids(db, "SELECT DISTINCT aging_bucket FROM gt WHERE rule_id = 'unbilled_time'")
     assert buckets == {"0-30", "31-60", "61-90", "90+"}
     for rule, n in db.execute("SELECT rule_id, count(*) FROM gt GROUP BY ALL").fetchall():
@@ -67,7 +88,8 @@ def test_every_rule_and_break_type_has_injected_defects(db: duckdb.DuckDBPyConne
 
 def test_manifest_counts_every_defect_kind(small_demo: Path) -> None:
     manifest = json.loads((small_demo / "manifest.json").read_text())
-    assert set(manifest["defects_injected"]) == set(DEFECT_KINDS)
+    assert set(manifest["defects_injected"]) == set(DEFECT_KINDS) | set(QUALITY_KINDS)
+    assert all(manifest["defects_injected"][k] >= 2 for k in QUALITY_KINDS)
     assert manifest["as_of"] == AS_OF.isoformat()
     assert 3000 <= manifest["rows"]["psa/time_entries"] <= 10000  # "a few thousand"
 
@@ -75,9 +97,11 @@ def test_manifest_counts_every_defect_kind(small_demo: Path) -> None:
 def test_firm_is_coherent(db: duckdb.DuckDBPyConnection) -> None:
     assert _ids(db, 'SELECT DISTINCT legal_entity FROM "crm/companies"') == {"US", "UK", "DE"}
     assert _ids(db, 'SELECT DISTINCT currency FROM "psa/invoices"') >= {"USD", "GBP", "EUR"}
-    months = db.execute("SELECT count(DISTINCT strftime(spent_date, '%Y-%m')) FROM \"psa/time_entries\"")
+    dated = """FROM "psa/time_entries" WHERE id::VARCHAR NOT IN
+                 (SELECT source_id FROM gt WHERE defect = 'future_date')"""
+    months = db.execute(f"SELECT count(DISTINCT strftime(spent_date, '%Y-%m')) {dated}")
     assert months.fetchone() == (12,)
-    assert db.execute('SELECT max(spent_date) FROM "psa/time_entries"').fetchone() == (
+    assert db.execute(f"SELECT max(spent_date) {dated}").fetchone() == (
         date(2026, 11, 13),
     )  # Friday before as-of
     states = _ids(db, 'SELECT DISTINCT state FROM "erp/account.move"')
@@ -186,3 +210,64 @@ def test_customer_and_invoice_field_breaks_differ_in_the_tables(
           AND NOT EXISTS (SELECT 1 FROM "psa/projects" p WHERE p.code = d.project_code)""").fetchone()
     expected = db.execute("SELECT count(*) FROM gt WHERE rule_id = 'deals_without_project'").fetchone()
     assert won == expected
+
+
+def test_quality_defects_are_in_the_tables_on_unapproved_time(db: duckdb.DuckDBPyConnection) -> None:
+    """Each data-quality kind hits at least 2 entries, all awaiting approval, as the answer key says."""
+    for kind, where in QUALITY_IN_TABLE.items():
+        found = _ids(db, f'SELECT id FROM "psa/time_entries" WHERE {where}')
+        assert len(found) >= 2, kind
+        assert found == _ids(db, f"SELECT source_id FROM gt WHERE defect = '{kind}'"), kind
+    rows = db.execute("""
+        SELECT g.defect, g.rule_id, g.field, t.billable, t.is_closed, g.legal_entity_id = u.legal_entity
+        FROM gt g JOIN "psa/time_entries" t ON t.id::VARCHAR = g.source_id
+        JOIN "psa/users" u ON u.id = t.user_id
+        WHERE g.break_type = 'failed_expectation'""").fetchall()
+    assert {r[1] for r in rows} == QUALITY_RULES
+    for defect, rule_id, field, billable, approved, same_entity in rows:
+        assert (defect, rule_id, field) in QUALITY_BREAKS
+        assert field != "billable_amount" or billable  # a non-billable entry has no billable amount
+        assert not approved  # so no reconciliation rule reads it
+        assert same_entity
+    negative = db.execute("""SELECT count(*), count(*) FILTER (WHERE billable) FROM "psa/time_entries"
+                             WHERE hours < 0""").fetchone()
+    breaks = db.execute("""SELECT count(*) FILTER (WHERE field = 'hours'), count(*) FILTER (WHERE field =
+                           'billable_amount') FROM gt WHERE defect = 'negative_hours'""").fetchone()
+    assert negative == breaks
+    shape = db.execute("""SELECT DISTINCT object, source_system, target_system, target_id, aging_bucket
+                          FROM gt WHERE break_type = 'failed_expectation'""").fetchall()
+    assert shape == [("time_entries", "psa", None, None, None)]
+
+
+def test_quality_defects_can_be_left_out(small_demo: Path, tmp_path: Path) -> None:
+    """Without them the firm and its reconciliation answer key are the same, less those entries."""
+    generate(tmp_path, scale="small", seed=SEED, as_of=AS_OF, quality_defects=False)
+    manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
+    assert not set(manifest["defects_injected"]) & set(QUALITY_KINDS)
+    gt = pq.read_table(tmp_path / "demo" / "ground_truth.parquet")
+    with_quality = pq.read_table(small_demo / "ground_truth.parquet")
+    assert gt.equals(with_quality.filter(pc.is_in(with_quality["rule_id"], pa.array(sorted(RULES)))))
+    for t in TABLES:
+        if t.name != "time_entries":
+            assert pq.read_table(t.path(small_demo)).equals(pq.read_table(t.path(tmp_path / "demo"))), t.name
+    con = duckdb.connect()
+    create_views(con, tmp_path / "demo")
+    for kind, where in QUALITY_IN_TABLE.items():
+        assert con.execute(f'SELECT count(*) FROM "psa/time_entries" WHERE {where}').fetchone() == (0,), kind
+    con.execute(f"CREATE VIEW q AS SELECT * FROM read_parquet('{small_demo / 'psa/time_entries/*.parquet'}')")
+    con.execute(f"CREATE VIEW gt AS SELECT * FROM read_parquet('{small_demo / 'ground_truth.parquet'}')")
+    changed = _ids(con, 'SELECT id FROM (SELECT * FROM q EXCEPT ALL SELECT * FROM "psa/time_entries")')
+    assert changed == _ids(con, "SELECT source_id FROM gt WHERE break_type = 'failed_expectation'")
+
+
+def test_sources_yaml_has_a_founding_day_before_every_date(
+    small_home: Path, db: duckdb.DuckDBPyConnection
+) -> None:
+    founded = load_sources(small_home / "sources.yaml").founded
+    assert founded is not None
+    assert yaml.safe_load((small_home / "sources.yaml").read_text())["founded"] == founded
+    for t in TABLES:
+        for f in t.schema:
+            if pa.types.is_date(f.type) or pa.types.is_timestamp(f.type):
+                first = db.execute(f'SELECT min("{f.name}")::DATE FROM "{t.system}/{t.name}"').fetchone()
+                assert first is not None and (first[0] is None or first[0] > founded), (t.name, f.name)

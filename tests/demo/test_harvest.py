@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from demo.faults import FaultSpec, FaultState
@@ -17,6 +18,7 @@ from demo.harvest import create_app
 from demo.store import DemoStore
 from demo.tables import HARVEST_INVOICES, HARVEST_TIME_ENTRIES, Table, table
 from tests.asgi import request
+from tests.conftest import AS_OF
 
 TOKEN = "tok-harvest-demo"
 ACCOUNT = "123456"
@@ -200,6 +202,28 @@ def test_records_have_harvests_shapes(app: Any) -> None:
         "id", "name", "is_active", "address", "statement_key", "currency", "created_at",
         "updated_at",
     }  # fmt: skip
+
+
+def test_quality_defects_are_served_as_harvest_records(app: Any, small_demo: Path) -> None:
+    """Each data-quality defect of the answer key reaches the client where Harvest carries the field."""
+    truth = pq.read_table(small_demo / "ground_truth.parquet").to_pylist()
+    defects = {(r["defect"], int(r["source_id"])) for r in truth if r["break_type"] == "failed_expectation"}
+    assert {d for d, _ in defects} == {"negative_hours", "future_date", "unknown_currency", "null_project"}
+    clients = {c["id"]: c["currency"] for c in page_through(app, "clients", 2000)}
+    for defect, entry_id in sorted(defects):
+        entry = get(app, f"/v2/time_entries/{entry_id}").json()
+        assert entry["is_closed"] is False
+        if defect == "negative_hours":
+            assert entry["hours"] < 0 and entry["hours"] == entry["rounded_hours"]
+        elif defect == "future_date":
+            assert date.fromisoformat(entry["spent_date"]) > AS_OF
+            assert entry["created_at"] < AS_OF.isoformat()  # typed in before as-of, dated after it
+        elif defect == "unknown_currency":
+            assert entry["client"]["currency"] == "XYZ" and clients[entry["client"]["id"]] != "XYZ"
+        else:
+            assert entry["project"] is None and entry["client"] is not None
+    fine = get(app, "/v2/time_entries", per_page=50).json()["time_entries"]
+    assert all(e["client"]["currency"] == clients[e["client"]["id"]] for e in fine)
 
 
 def test_project_managers_are_user_assignments(app: Any, small_demo: Path) -> None:

@@ -1,9 +1,10 @@
 """The starter catalogue held to the demo's answer key, through the whole pipeline.
 
 For each scale, the demo firm is generated, served by ``tieout demo serve`` over real HTTP,
-extracted and reconciled (:func:`pipeline.run_pipeline`); the ``breaks`` view of
-``HOME/warehouse.duckdb`` must equal ``demo/ground_truth.parquet`` exactly on (rule_id,
-break_type, source_id, target_id, field): precision and recall 1.0 for every rule.
+extracted and reconciled (:func:`pipeline.run_pipeline`); the reconciliation breaks of the
+``breaks`` view of ``HOME/warehouse.duckdb`` must equal the reconciliation rows of
+``demo/ground_truth.parquet`` exactly on (rule_id, break_type, source_id, target_id, field):
+precision and recall 1.0 for every rule.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tests.conftest import AS_OF, SEED
 from tests.live import credentials, pipeline_home
 
 KEY = "rule_id, break_type, source_id, target_id, field"
+#: The reconciliation rules; the answer key also holds the data-quality rules' expected breaks.
+RECONCILIATION = f"rule_id IN ({', '.join(repr(r) for r in RULES)})"
 #: Expected breaks per rule (seed 7, as of 2026-11-15), as the generator's tests state them.
 COUNTS = {
     "small": {"customers_crm_erp": 18, "customers_crm_psa": 8, "deals_without_project": 2, "projects_psa_erp": 14,
@@ -60,11 +63,12 @@ def test_breaks_equal_the_ground_truth(reconciled: tuple[str, Path, PipelineRun]
     assert {r.rule_id: r.status for r in run.reconciliation.results} == dict.fromkeys(RULES, "ok")
     home = run.reconciliation.path.parents[3]
     con = connect(home)
-    truth = f"read_parquet('{demo / 'demo' / 'ground_truth.parquet'}')"
-    extra = con.execute(f"SELECT {KEY} FROM breaks EXCEPT ALL SELECT {KEY} FROM {truth}").fetchall()
-    missed = con.execute(f"SELECT {KEY} FROM {truth} EXCEPT ALL SELECT {KEY} FROM breaks").fetchall()
+    truth = f"(SELECT * FROM read_parquet('{demo / 'demo' / 'ground_truth.parquet'}') WHERE {RECONCILIATION})"
+    breaks = f"(SELECT * FROM breaks WHERE {RECONCILIATION})"
+    extra = con.execute(f"SELECT {KEY} FROM {breaks} EXCEPT ALL SELECT {KEY} FROM {truth}").fetchall()
+    missed = con.execute(f"SELECT {KEY} FROM {truth} EXCEPT ALL SELECT {KEY} FROM {breaks}").fetchall()
     assert (extra, missed) == ([], [])  # precision and recall 1.0 for every rule
-    per_rule = dict(con.execute("SELECT rule_id, count(*) FROM breaks GROUP BY ALL").fetchall())
+    per_rule = dict(con.execute(f"SELECT rule_id, count(*) FROM {breaks} GROUP BY ALL").fetchall())
     assert per_rule == COUNTS[scale]
     by_result = {r.rule_id: r.breaks for r in run.reconciliation.results}
     assert by_result == COUNTS[scale]
@@ -74,7 +78,7 @@ def test_every_break_is_placed_and_valued(reconciled: tuple[str, Path, PipelineR
     _, demo, run = reconciled
     assert run.reconciliation is not None
     con = connect(run.reconciliation.path.parents[3])
-    truth = f"read_parquet('{demo / 'demo' / 'ground_truth.parquet'}')"
+    truth = f"(SELECT * FROM read_parquet('{demo / 'demo' / 'ground_truth.parquet'}') WHERE {RECONCILIATION})"
     # the legal entity and aging bucket of each break agree with the answer key
     wrong = con.execute(
         f"SELECT b.rule_id, b.break_type, b.source_id, b.target_id, b.legal_entity_id, g.legal_entity_id, "
@@ -94,3 +98,23 @@ def test_every_break_is_placed_and_valued(reconciled: tuple[str, Path, PipelineR
         "SELECT count(*) FROM breaks WHERE currency = 'USD' AND amount <> amount_at_risk"
     ).fetchone()
     assert usd == (0,)
+
+
+def test_data_quality_breaks_equal_the_ground_truth(reconciled: tuple[str, Path, PipelineRun]) -> None:
+    _, demo, run = reconciled
+    home = run.reconciliation.path.parents[3]
+    con = connect(home)
+    truth = (
+        f"(SELECT * FROM read_parquet('{demo / 'demo' / 'ground_truth.parquet'}') WHERE NOT {RECONCILIATION})"
+    )
+    breaks = "(SELECT * FROM breaks WHERE category = 'data_quality')"
+    extra = con.execute(f"SELECT {KEY} FROM {breaks} EXCEPT ALL SELECT {KEY} FROM {truth}").fetchall()
+    missed = con.execute(f"SELECT {KEY} FROM {truth} EXCEPT ALL SELECT {KEY} FROM {breaks}").fetchall()
+    assert (extra, missed) == ([], [])
+    assert con.execute(f"SELECT count(*) FROM {truth}").fetchone()[0] >= 12  # type: ignore[index]
+    # the pipeline checked every snapshot it published, and only the injected defects fail
+    failed = {
+        r for (r,) in con.execute("SELECT DISTINCT rule_id FROM check_results WHERE NOT success").fetchall()
+    }
+    assert failed == {r for (r,) in con.execute(f"SELECT DISTINCT rule_id FROM {truth}").fetchall()}
+    assert run.checks.checked.keys() == {f"{r.system}/{r.object}" for r in run.extractions}
