@@ -17,7 +17,8 @@ and values that must pass (hours exactly 0 and 24, amounts of zero, dates on eit
 under range, set and format checks). ``expected.json`` lists the failing record ids per rule: the
 benchmark's known answer. The base data has no failures of its own.
 
-Method. Each run is a child process, so its peak RSS (``RUSAGE_SELF.ru_maxrss``) is its own; the
+Method. Each run is a child process, so its peak RSS (``RUSAGE_SELF.ru_maxrss``) is its own (gx
+adds, per worker process validating batches alongside it, the workers' peak: an upper bound); the
 parent imports only the standard library and :mod:`bench.ingest_files` (see
 :mod:`bench.reconcile_time` for why). ``/proc/self/status`` VmHWM is shown next to it. Rounds are
 interleaved, the order rotated each round; figures are medians. A candidate's time runs from after
@@ -26,7 +27,8 @@ its imports to its last result.
 - ``gx``: the production path: :func:`checks.validate.validate_snapshot` over
   ``SELECT * FROM read_parquet('<file>')`` with the ``time_entries`` suite compiled for system
   ``psa`` (:class:`checks.build.GxContext`, no Data Docs), ``batch_rows``
-  :data:`checks.run.BATCH_ROWS`, ``founded`` :data:`FOUNDED` and ``today`` :data:`AS_OF`, and
+  :data:`checks.run.BATCH_ROWS` in :data:`checks.run.WORKERS` processes, ``founded``
+  :data:`FOUNDED` and ``today`` :data:`AS_OF`, and
   ``max_ids`` :data:`MAX_IDS` (production keeps 1,000) so every failing id comes back. Its time
   includes building the GX context and suite (``setup``, shown apart); ``import great_expectations``
   is excluded.
@@ -148,7 +150,10 @@ CHILD = """\
 import json, resource, sys
 from bench.check_time import run_candidate
 out = run_candidate(sys.argv[1], sys.argv[2])
-out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# worker processes (gx validates batches in a few at once) run alongside: count each one's peak
+workers = out.get("workers", 0)
+out["maxrss_kib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                     + workers * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 with open("/proc/self/status") as status:
     out["hwm_kib"] = next(int(x.split()[1]) for x in status if x.startswith("VmHWM:"))
 print(json.dumps(out))
@@ -297,14 +302,12 @@ def _suite() -> Suite:
 
 
 def _gx(folder: Path) -> dict[str, Any]:
-    import duckdb
     import great_expectations  # noqa: F401  (imported ahead: its seconds are not the suite's)
 
     from checks.build import Bounds, GxContext
-    from checks.run import BATCH_ROWS
+    from checks.run import BATCH_ROWS, WORKERS
     from checks.validate import validate_snapshot
     from data.canonical import CANONICAL
-    from data.sql import sql_literal
 
     rows = json.loads((folder / "expected.json").read_text())["rows"]
     suite = _suite()
@@ -312,15 +315,14 @@ def _gx(folder: Path) -> dict[str, Any]:
     gx_suite = GxContext(None).suite(suite, SYSTEM, key=CANONICAL[OBJECT].key, bounds=Bounds(FOUNDED, AS_OF),
                                      max_ids=MAX_IDS)  # fmt: skip
     setup_s = time.perf_counter() - started
-    con = duckdb.connect()
-    con.execute(f"SET temp_directory = {sql_literal(str(BENCH_DIR / 'spill'))}")
-    outcomes = validate_snapshot(con, _snapshot(folder), rows, gx_suite, batch_rows=BATCH_ROWS)
+    outcomes, _ = validate_snapshot(_snapshot(folder), rows, gx_suite, batch_rows=BATCH_ROWS, workers=WORKERS)
     seconds = time.perf_counter() - started
-    con.close()
+    batches = -(-rows // BATCH_ROWS)
     return {
         "seconds": seconds,
         "setup_s": setup_s,
-        "batches": -(-rows // BATCH_ROWS),
+        "batches": batches,
+        "workers": min(WORKERS, batches) if batches > 1 else 0,
         "failing": {o.rule_id: sorted(o.ids) for o in outcomes},
         "unexpected": {o.rule_id: o.unexpected_count for o in outcomes},
         "errors": {o.rule_id: o.error for o in outcomes if o.error},
@@ -424,8 +426,8 @@ def _read_only(folder: Path) -> dict[str, Any]:
 
     rows = json.loads((folder / "expected.json").read_text())["rows"]
     suite = _suite()
-    # frame_query reads only the suite and its specs: no GX checkpoint needed
-    stand_in = GxSuite(suite, suite.expectations(SYSTEM), CANONICAL[OBJECT].key, MAX_IDS, None)
+    # frame_query reads only the suite and its specs: no GX objects needed
+    stand_in = GxSuite(suite, suite.expectations(SYSTEM), CANONICAL[OBJECT].key, MAX_IDS, None, None)
     batches = max(1, -(-rows // BATCH_ROWS))
     started = time.perf_counter()
     con = duckdb.connect()

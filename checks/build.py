@@ -3,8 +3,9 @@
 GX has no released DuckDB data source, so a snapshot is validated as pandas DataFrames
 (:mod:`checks.validate` reads them through DuckDB): one ephemeral context per check run
 (:class:`GxContext`), a pandas data source per system, a dataframe asset and whole-dataframe batch
-definition per object, and one :class:`GxSuite` per suite and system whose ``run(frame)``
-validates one batch through a checkpoint that also updates the Data Docs.
+definition per object, and one :class:`GxSuite` per suite and system whose ``validate(frame)``
+validates one batch. A snapshot's batches are merged into one result, which is kept for the run's
+Data Docs (:meth:`GxContext.keep`, :meth:`GxContext.build_docs`).
 This is the only module that imports ``great_expectations``,
 lazily: its import takes seconds.
 
@@ -86,8 +87,12 @@ def _matches(gxe: Any, s: ExpectationSpec, b: Bounds) -> Any:
 
 
 def _date_between(gxe: Any, s: ExpectationSpec, b: Bounds) -> Any:
+    import pandas as pd
+
     assert s.date_between is not None
-    lo, hi = (_date(w, b) for w in s.date_between)
+    # DATE columns arrive as datetime64[ns] (checks.validate): GX compares those vectorised,
+    # other date types one Python value at a time
+    lo, hi = (None if d is None else pd.Timestamp(d) for d in (_date(w, b) for w in s.date_between))
     return gxe.ExpectColumnValuesToBeBetween(column=s.column, min_value=lo, max_value=hi, mostly=s.mostly)
 
 
@@ -110,11 +115,10 @@ REGISTRY: dict[str, Callable[[Any, ExpectationSpec, Bounds], Any]] = {
 
 
 class GxContext:
-    """One ephemeral GX context for a check run: its suites, and the Data Docs site they update.
+    """One ephemeral GX context for a check run: its suites, and the Data Docs site of the run.
 
     Args:
-        docs_dir: where the Data Docs site is built (None: no docs). Its index lists the
-            validations of this context, that is of this run.
+        docs_dir: where the Data Docs site is built by :meth:`build_docs` (None: no docs).
     """
 
     def __init__(self, docs_dir: Path | None = None) -> None:
@@ -122,22 +126,18 @@ class GxContext:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.gx = gx
+        self.docs_dir = docs_dir
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.actions: list[Any] = []
         if docs_dir is not None:
             self.context.add_data_docs_site(site_name="tieout", site_config={
                 "class_name": "SiteBuilder",
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(docs_dir)},
             })  # fmt: skip
-            from great_expectations.checkpoint.actions import UpdateDataDocsAction
-
-            self.actions.append(UpdateDataDocsAction(name="data_docs", site_names=["tieout"]))
         self._sources: dict[str, Any] = {}
+        self._stored = 0
 
     def suite(self, suite: Suite, system: str, *, key: str, bounds: Bounds, max_ids: int) -> GxSuite:
         """Compile ``suite`` for ``system``'s snapshots (see :class:`GxSuite`)."""
@@ -148,55 +148,80 @@ class GxContext:
             self._sources[system] = self.context.data_sources.add_pandas(system)
         asset = self._sources[system].add_dataframe_asset(suite.object)
         definition = asset.add_batch_definition_whole_dataframe("snapshot")
-        name = f"{suite.object}.{system}"
         specs = suite.expectations(system)
-        gx_suite = self.context.suites.add(gx.ExpectationSuite(name=name))
+        gx_suite = self.context.suites.add(gx.ExpectationSuite(name=f"{suite.object}.{system}"))
         for i, spec in enumerate(specs):
             expectation = REGISTRY[spec.key](gxe, spec, bounds)
             expectation.meta = {"tieout_index": i, "rule_id": f"{suite.object}.{spec.name}"}
             gx_suite.add_expectation(expectation)
-        validation = self.context.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=definition, suite=gx_suite)
+        return GxSuite(suite, specs, key, max_ids, definition, gx_suite)
+
+    def keep(self, result: Any, gx_suite: GxSuite, snapshot_id: str) -> None:
+        """Store one snapshot's (merged) validation result for :meth:`build_docs`."""
+        if self.docs_dir is None:
+            return
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
         )
-        result_format = {
-            "result_format": "SUMMARY",
-            "partial_unexpected_count": max_ids,
-            "unexpected_index_column_names": [key],
-        }
-        checkpoint = self.context.checkpoints.add(gx.Checkpoint(
-            name=name, validation_definitions=[validation], actions=self.actions, result_format=result_format,
-        ))  # fmt: skip
-        return GxSuite(suite, specs, key, max_ids, checkpoint)
+
+        suite_id = ExpectationSuiteIdentifier(name=gx_suite.gx_suite.name)
+        run = RunIdentifier(run_name=snapshot_id, run_time=result.meta.get("validation_time"))
+        key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run,
+                                         batch_identifier=snapshot_id)  # fmt: skip
+        self.context.validation_results_store.set(key, result)
+        self._stored += 1
+
+    def build_docs(self) -> Path | None:
+        """Build the Data Docs of the results kept so far; return ``index.html`` (None: no docs)."""
+        if self.docs_dir is None or not self._stored:
+            return None
+        self.context.build_data_docs(site_names=["tieout"])
+        return self.docs_dir / "index.html"
 
 
 @dataclass(frozen=True)
 class GxSuite:
-    """A suite compiled to GX for one system (:meth:`GxContext.suite`): validate batches with :meth:`run`.
+    """A suite compiled to GX for one system (:meth:`GxContext.suite`).
 
     Attributes:
         suite: the suite spec. specs: its expectations for the system, in order.
         key: the object's key column (record ids of failures). max_ids: most ids kept per batch.
+        definition: the GX batch definition (a whole pandas DataFrame). gx_suite: the GX suite.
     """
 
     suite: Suite
     specs: list[ExpectationSpec]
     key: str
     max_ids: int
-    checkpoint: Any
+    definition: Any
+    gx_suite: Any
 
-    def run(self, frame: Any) -> list[dict[str, Any]]:
+    def validate(self, frame: Any) -> Any:
         """Validate one batch (a pandas DataFrame with the checked and derived columns and the key).
 
         Returns:
-            One dict per expectation, in :attr:`specs` order: ``success`` (bool), ``element_count``,
-            ``unexpected_count`` (rows), ``ids`` (failing record ids, None for a row without one; at most
-            ``max_ids``), ``gx_type``
-            (the GX expectation type), ``error`` (GX's exception message, or None).
+            GX's ``ExpectationSuiteValidationResult``, not stored (results are merged per snapshot
+            first, see :func:`checks.validate.validate_snapshot`).
         """
-        result = self.checkpoint.run(batch_parameters={"dataframe": frame})
-        (validation,) = result.run_results.values()
+        batch = self.definition.get_batch(batch_parameters={"dataframe": frame})
+        result_format = {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": self.max_ids,
+            "unexpected_index_column_names": [self.key],
+        }
+        return batch.validate(self.gx_suite, result_format=result_format)
+
+    def outcomes(self, result: Any) -> list[dict[str, Any]]:
+        """One dict per expectation of ``result``, in :attr:`specs` order.
+
+        Keys: ``success`` (bool), ``element_count``, ``unexpected_count`` (rows), ``ids`` (failing
+        record ids, None for a row without one; at most ``max_ids``), ``gx_type`` (the GX
+        expectation type), ``error`` (GX's exception message, or None).
+        """
         out: list[dict[str, Any]] = [{} for _ in self.specs]
-        for r in validation.results:
+        for r in result.results:
             i = int(r.expectation_config.meta["tieout_index"])
             info = r.exception_info or {}
             raised = bool(info.get("raised_exception")) if isinstance(info, dict) else False
@@ -204,7 +229,7 @@ class GxSuite:
             ids = [_record_id(row[self.key]) for row in res.get("partial_unexpected_index_list") or []]
             out[i] = {
                 "success": bool(r.success) and not raised,
-                "element_count": int(res.get("element_count") or len(frame)),
+                "element_count": int(res.get("element_count") or 0),
                 "unexpected_count": int(res.get("unexpected_count") or 0),
                 "ids": ids,
                 "gx_type": r.expectation_config.type,

@@ -20,6 +20,7 @@ are built in ``HOME/data_docs`` (``index.html``).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -45,10 +46,12 @@ from reconcile.rules import load_rules
 from reconcile.run import rules_path
 from reconcile.valuation import fx_join, fx_relation, valuation_columns
 
-__all__ = ["BATCH_ROWS", "MAX_RECORD_BREAKS", "CheckRun", "check", "docs_dir", "suites_path"]
+__all__ = ["BATCH_ROWS", "MAX_RECORD_BREAKS", "WORKERS", "CheckRun", "check", "docs_dir", "suites_path"]
 
 #: Rows per pandas batch handed to GX (memory stays bounded on the largest snapshot).
 BATCH_ROWS = 1_000_000
+#: Processes validating a large snapshot's batches at once.
+WORKERS = min(2, os.cpu_count() or 1)
 #: Most failing records reported one by one per expectation and snapshot.
 MAX_RECORD_BREAKS = 1000
 _SAMPLE_IDS = 20
@@ -194,7 +197,7 @@ def _run(
     outcomes: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         outcomes.setdefault(f"{r['system']}/{r['object']}", []).append(r)
-    index = site / "index.html" if site is not None and (site / "index.html").exists() else None
+    index = gx.build_docs()
     return CheckRun(run_id, started, snapshots, len(rows), failed, total, outcomes, path, index)
 
 
@@ -208,7 +211,10 @@ def _check_snapshot(
     table = CANONICAL[entry.object]
     if suite is not None:
         gx_suite = gx.suite(suite, entry.system, key=table.key, bounds=bounds, max_ids=MAX_RECORD_BREAKS)
-        for out in validate_snapshot(con, snapshot, entry.rows, gx_suite, batch_rows=batch_rows):
+        outcomes, result = validate_snapshot(snapshot, entry.rows, gx_suite, batch_rows=batch_rows,
+                                             workers=WORKERS)  # fmt: skip
+        gx.keep(result, gx_suite, entry.snapshot_id)
+        for out in outcomes:
             rows.append(_outcome_row(out, entry, run_id, started))
             if not out.success:
                 _insert_failures(con, out, entry, snapshot)

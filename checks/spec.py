@@ -48,6 +48,8 @@ CHECK_KEYS = ("not_null", "unique", "between", "in_set", "matches", "date_betwee
 #: Symbolic date bounds of ``date_between``: the firm's founding (``founded`` in sources.yaml) and
 #: the business date (``business_date`` in sources.yaml, else the day the check runs).
 DATE_WORDS = ("founded", "today")
+#: Date bounds must lie strictly inside this range (pandas' datetime64[ns], which GX compares fast).
+DATE_RANGE = (date(1678, 1, 1), date(2262, 4, 11))
 _NUMERIC = ("DECIMAL(18,2)",)
 _SUFFIX = {"not_null": "not_null", "unique": "unique", "between": "in_range", "in_set": "in_set",
            "matches": "format", "date_between": "in_range", "sum_equals": "sum"}  # fmt: skip
@@ -120,11 +122,13 @@ class ExpectationSpec(_Strict):
             for bound in self.date_between:
                 if bound not in DATE_WORDS:
                     try:
-                        date.fromisoformat(bound)
+                        day = date.fromisoformat(bound)
                     except ValueError:
                         raise ValueError(
                             f"date_between: {bound!r} is not an ISO date, 'founded' or 'today'"
                         ) from None
+                    if not DATE_RANGE[0] < day < DATE_RANGE[1]:
+                        raise ValueError(f"date_between: {bound} is outside {DATE_RANGE[0]}..{DATE_RANGE[1]}")
         return self
 
     @property

@@ -3,15 +3,20 @@
 The snapshot is read as pandas DataFrames holding only the key, the checked columns and the
 derived ``sum_equals`` differences. A snapshot over ``batch_rows`` rows is split into
 ``ceil(rows / batch_rows)`` batches by a hash of the object's key, so every row with the same key
-is in the same batch (``unique`` stays exact) and memory stays bounded on the largest object.
-DECIMAL columns arrive as float64: bounds are whole cents, and rounding to float64 keeps the order
+is in the same batch (``unique`` stays exact) and memory stays bounded on the largest object;
+batches run in a few processes at once (GX's pandas work is single-threaded).
+DATE columns arrive as datetime64[ns] (GX compares those vectorised). DECIMAL columns arrive as
+float64: bounds are whole cents, and rounding to float64 keeps the order
 of distinct cents, so range checks judge exactly; sums are compared as exact DECIMAL differences.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 
@@ -19,6 +24,9 @@ from checks.build import GxSuite, derived_column
 from data.canonical import CANONICAL
 
 __all__ = ["ExpectationOutcome", "frame_query", "validate_snapshot"]
+
+#: The snapshot being validated (SQL, compiled suite, batch count), for the forked workers.
+_JOB: tuple[str, GxSuite, int] | None = None
 
 
 @dataclass
@@ -52,16 +60,15 @@ class ExpectationOutcome:
 def frame_query(snapshot: str, gx_suite: GxSuite, *, batches: int = 1, batch: int = 0) -> str:
     """The SELECT that reads batch ``batch`` of ``batches`` of ``snapshot`` for ``gx_suite``.
 
-    Columns: the key, each checked column (DECIMAL as DOUBLE) and each ``sum_equals`` difference
+    Columns: the key, each checked column (DECIMAL as DOUBLE, DATE clamped to what pandas holds)
+    and each ``sum_equals`` difference
     ``total - (a + b ...)`` (exact DECIMAL, then DOUBLE) named by :func:`checks.build.derived_column`.
     """
     table = CANONICAL[gx_suite.suite.object]
     cols = [table.key]
     for spec in gx_suite.specs:
         cols += [c for c in spec.checked if c not in cols]
-    select = [
-        f"CAST({c} AS DOUBLE) AS {c}" if table.column(c).sql_type.startswith("DECIMAL") else c for c in cols
-    ]
+    select = [_read(c, table.column(c).sql_type) for c in cols]
     for spec in gx_suite.specs:
         name = derived_column(spec)
         if name is not None and spec.sum_equals is not None:
@@ -71,25 +78,94 @@ def frame_query(snapshot: str, gx_suite: GxSuite, *, batches: int = 1, batch: in
     return f"SELECT {', '.join(select)} FROM ({snapshot}) AS snap{where}"
 
 
+#: The dates pandas' datetime64[ns] holds; a DATE outside is clamped to them (see checks.spec.DATE_RANGE).
+_DATE_MIN, _DATE_MAX = "DATE '1678-01-01'", "DATE '2262-04-11'"
+
+
+def _read(col: str, sql_type: str) -> str:
+    if sql_type.startswith("DECIMAL"):
+        return f"CAST({col} AS DOUBLE) AS {col}"
+    if sql_type == "DATE":
+        # clamped dates keep their side of every allowed bound; the break shows the real value
+        return (
+            f"CASE WHEN {col} < {_DATE_MIN} THEN {_DATE_MIN} WHEN {col} > {_DATE_MAX} THEN {_DATE_MAX} "
+            f"ELSE {col} END AS {col}"
+        )
+    return col
+
+
 def validate_snapshot(
-    con: duckdb.DuckDBPyConnection, snapshot: str, rows: int, gx_suite: GxSuite, *, batch_rows: int
-) -> list[ExpectationOutcome]:
+    snapshot: str, rows: int, gx_suite: GxSuite, *, batch_rows: int, workers: int = 1
+) -> tuple[list[ExpectationOutcome], Any]:
     """Validate ``snapshot`` (a SELECT over one snapshot's rows; ``rows`` of them) in batches.
 
+    Batches run in ``workers`` processes at once (forked, so GX is imported once; each reads its
+    own batch through its own DuckDB connection); a snapshot of one batch runs in this process.
+
     Returns:
-        One :class:`ExpectationOutcome` per expectation of ``gx_suite``, in suite order.
+        One :class:`ExpectationOutcome` per expectation of ``gx_suite``, in suite order, and GX's
+        result of the whole snapshot (the first batch's, with every batch's counts and successes)
+        for the Data Docs.
     """
+    global _JOB
     batches = max(1, math.ceil(rows / batch_rows))
+    _JOB = (snapshot, gx_suite, batches)
+    try:
+        if batches == 1 or workers <= 1:
+            results = [_validate_batch(i) for i in range(batches)]
+        else:
+            # fork: the children inherit GX, already imported, and the compiled suite (in _JOB),
+            # which cannot be pickled; only batch numbers and results cross
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(min(workers, batches), mp_context=context) as pool:
+                results = list(pool.map(_validate_batch, range(batches)))
+    finally:
+        _JOB = None
     obj = gx_suite.suite.object
     outcomes = [ExpectationOutcome(f"{obj}.{s.name}", s.name, "", s.field) for s in gx_suite.specs]
-    for i in range(batches):
-        frame = con.sql(frame_query(snapshot, gx_suite, batches=batches, batch=i)).to_arrow_table()
-        for out, res in zip(outcomes, gx_suite.run(frame.to_pandas()), strict=True):
+    for result in results:
+        for out, res in zip(outcomes, gx_suite.outcomes(result), strict=True):
             out.gx_type = res["gx_type"]
             out.success = out.success and res["success"]
             out.element_count += res["element_count"]
             out.unexpected_count += res["unexpected_count"]
             out.ids += res["ids"][: gx_suite.max_ids - len(out.ids)]
             out.error = out.error or res["error"]
-        del frame
-    return outcomes
+    return outcomes, _merged(results[0], outcomes)
+
+
+def _validate_batch(batch: int) -> Any:
+    assert _JOB is not None
+    snapshot, gx_suite, batches = _JOB
+    con = duckdb.connect()
+    try:
+        frame = (
+            con.sql(frame_query(snapshot, gx_suite, batches=batches, batch=batch))
+            .to_arrow_table()
+            .to_pandas()
+        )
+    finally:
+        con.close()
+    table = CANONICAL[gx_suite.suite.object]
+    for col in frame.columns:
+        if col in table.names and table.column(col).sql_type == "DATE":
+            frame[col] = frame[col].astype("datetime64[ns]")
+    return gx_suite.validate(frame)
+
+
+def _merged(result: Any, outcomes: list[ExpectationOutcome]) -> Any:
+    """``result`` (one batch's) carrying the snapshot's counts and successes, for the Data Docs."""
+    for r in result.results:
+        out = outcomes[int(r.expectation_config.meta["tieout_index"])]
+        r.success = out.success
+        if r.result:
+            r.result.update(element_count=out.element_count, unexpected_count=out.unexpected_count,
+                            unexpected_percent=out.unexpected_percent)  # fmt: skip
+    passed = sum(o.success for o in outcomes)
+    result.success = passed == len(outcomes)
+    share = 100.0 * passed / len(outcomes) if outcomes else None
+    result.statistics.update(
+        evaluated_expectations=len(outcomes), successful_expectations=passed,
+        unsuccessful_expectations=len(outcomes) - passed, success_percent=share,
+    )  # fmt: skip
+    return result
