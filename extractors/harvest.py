@@ -37,7 +37,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     "invoices": Endpoint("/v2/invoices", "invoices"),
 }
 
-_HOURS = "CAST($.hours AS DECIMAL(18,2))"
+_MONEY = "DECIMAL(18,2)"
+_HOURS = f"CAST($.hours AS {_MONEY})"
+# The net amount is the sum of the line items (Harvest's ``amount`` is that, less the discount, plus
+# both taxes), so a total that disagrees with its lines shows in the invoices suite's sum check.
+_LINES_TOTAL = (
+    "coalesce(list_sum(list_transform(CAST(json_extract_string($.line_items, '$[*].amount') AS VARCHAR[]), "
+    f"lambda x: CAST(x AS {_MONEY}))), 0)"
+)
 _TIMESTAMPS = {"created_at": "$.created_at", "updated_at": "$.updated_at"}
 
 MAPPINGS: dict[str, ObjectMapping] = {
@@ -67,9 +74,9 @@ MAPPINGS: dict[str, ObjectMapping] = {
         "issue_date": "$.issue_date", "due_date": "$.due_date", "period_start": "$.period_start",
         "period_end": "$.period_end", "billing_period": "left($.period_start, 7)",
         "currency": "$.currency",
-        "amount_untaxed": "CAST($.amount AS DECIMAL(18,2))"
-        " - coalesce(CAST($.tax_amount AS DECIMAL(18,2)), 0)",
-        "tax_amount": "$.tax_amount", "amount_total": "$.amount", "amount_due": "$.due_amount",
+        "amount_untaxed": f"{_LINES_TOTAL} - coalesce(CAST($.discount_amount AS {_MONEY}), 0)",
+        "tax_amount": f"CAST($.tax_amount AS {_MONEY}) + coalesce(CAST($.tax2_amount AS {_MONEY}), 0)",
+        "amount_total": "$.amount", "amount_due": "$.due_amount",
         "status": Lookup("$.state", "harvest_invoice_state"), "psa_id": "$.id", "psa_number": "$.number",
         **_TIMESTAMPS,
     }),

@@ -132,3 +132,26 @@ def test_raw_json_keeps_every_digit_and_paths_expand() -> None:
     assert dumps_record({"a": Decimal("0.10"), "b": [True, None]}) == '{"a":0.10,"b":[true,null]}'
     assert expand_paths("$.client.id || $.partner_id[0]") == (
         "json_extract_string(record, '$.client.id') || json_extract_string(record, '$.partner_id[0]')")  # fmt: skip
+
+
+def test_harvest_invoice_net_is_the_sum_of_its_lines(tmp_path: Path) -> None:
+    from extractors.harvest import MAPPINGS
+
+    base = {"id": 9, "number": "H-9", "currency": "USD", "state": "open", "issue_date": "2026-03-01",
+            "period_start": "2026-02-01", "updated_at": "2026-03-02T10:00:00Z", "client": {"id": 5}}  # fmt: skip
+    lines = [{"amount": "100.10"}, {"amount": "21.02"}]
+    records = [
+        {**base, "amount": "131.12", "tax_amount": "10.00", "tax2_amount": None, "discount_amount": "0.00",
+         "line_items": lines},
+        {**base, "id": 10, "amount": "126.12", "tax_amount": "5.00", "tax2_amount": "5.00",
+         "discount_amount": "5.00", "line_items": lines},
+        {**base, "id": 11, "amount": "50.00", "tax_amount": "0.00", "line_items": []},  # total without lines
+    ]  # fmt: skip
+    _, staged = _run(tmp_path, records, mapping=MAPPINGS["invoices"])
+    rows = {r["invoice_id"]: r for r in _rows(staged / "canonical" / "data.parquet")}
+    got = {k: (r["amount_untaxed"], r["tax_amount"], r["amount_total"]) for k, r in rows.items()}
+    assert got == {
+        "9": (Decimal("121.12"), Decimal("10.00"), Decimal("131.12")),
+        "10": (Decimal("116.12"), Decimal("10.00"), Decimal("126.12")),
+        "11": (Decimal("0.00"), Decimal("0.00"), Decimal("50.00")),  # the invoices suite's sum check flags it
+    }
