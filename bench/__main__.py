@@ -22,7 +22,14 @@ def _lazy(name: str) -> Callable[[], None]:
 
 BENCHMARKS: dict[str, Callable[[], None]] = {
     name: _lazy(name)
-    for name in ("generate_large", "harvest_rate", "ingest_files", "reconcile_time", "check_time")
+    for name in (
+        "generate_large",
+        "harvest_rate",
+        "ingest_files",
+        "reconcile_time",
+        "check_time",
+        "queue_query",
+    )
 }
 
 
