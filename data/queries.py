@@ -66,7 +66,8 @@ class QueueFilter:
         statuses: workflow statuses; a break nobody touched is ``open``.
         assignees: assignees (``""`` for unassigned).
         min_age_days / max_age_days: bounds on ``age_days`` (inclusive).
-        search: text searched in match key, ids and customer (case-insensitive).
+        search: text searched in the match key (which holds the record ids) and the customer name,
+            case-insensitive.
     """
 
     legal_entities: list[str] | None = None
@@ -118,8 +119,10 @@ class QueueFilter:
             parts.append("age_days <= ?")
             params.append(self.max_age_days)
         if self.search:
-            parts.append("concat_ws(' ', match_key, source_id, target_id, customer) ILIKE ?")
-            params.append(f"%{self.search}%")
+            # the match key holds the record ids; one ILIKE per column beats concatenating per row
+            fields = ("match_key", "customer")
+            parts.append("(" + " OR ".join(f"{f} ILIKE ?" for f in fields) + ")")
+            params.extend([f"%{self.search}%"] * len(fields))
         return (" AND ".join(parts) or "true"), params
 
 
