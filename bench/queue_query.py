@@ -113,16 +113,16 @@ def main() -> None:
     cases: dict[str, Any] = {
         "all, by amount at risk": lambda c: exception_queue(c, QueueFilter(), state=state),
         "US, 2026-03, page 3": lambda c: exception_queue(
-            c, QueueFilter(legal_entities=["US"], billing_periods=["2026-03"]), state=state, page=3
+            c, QueueFilter(legal_entities=("US",), billing_periods=("2026-03",)), state=state, page=3
         ),
         "UK user, rule, open, by age": lambda c: exception_queue(
             c,
-            QueueFilter(legal_entities=["UK"], rules=["unbilled_time"], statuses=["open"]),
+            QueueFilter(legal_entities=("UK",), rules=("unbilled_time",), statuses=("open",)),
             state=state,
             sort="age",
         ),
         "search 'Customer 17'": lambda c: exception_queue(c, QueueFilter(search="Customer 17"), state=state),
-        "facets (UK user)": lambda c: queue_facets(c, QueueFilter(legal_entities=["UK"]), state=state),
+        "facets (UK user)": lambda c: queue_facets(c, QueueFilter(legal_entities=("UK",)), state=state),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     shown: dict[str, str] = {}

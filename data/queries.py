@@ -12,7 +12,7 @@ and paging run in DuckDB, so a page of a million-break queue comes back without 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -58,7 +58,7 @@ class QueueFilter:
 
     Attributes:
         legal_entities: the legal entities shown (the user's scope intersected with the filter);
-            None shows every entity, ``[]`` shows none.
+            None shows every entity, ``()`` shows none. Tuples keep the filter hashable (cache keys).
         billing_periods / projects / customers / rules / break_types / severities / categories:
             allowed values of ``invoice_cycle``, ``project_code``, ``customer``, ``rule_id``,
             ``break_type``, ``severity``, ``category``.
@@ -70,17 +70,17 @@ class QueueFilter:
             case-insensitive.
     """
 
-    legal_entities: list[str] | None = None
-    billing_periods: list[str] = field(default_factory=list)
-    projects: list[str] = field(default_factory=list)
-    customers: list[str] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
-    break_types: list[str] = field(default_factory=list)
-    severities: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    system_pairs: list[str] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=list)
-    assignees: list[str] = field(default_factory=list)
+    legal_entities: tuple[str, ...] | None = None
+    billing_periods: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    customers: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    break_types: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    system_pairs: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
     min_age_days: int | None = None
     max_age_days: int | None = None
     search: str | None = None
@@ -90,7 +90,7 @@ class QueueFilter:
         parts: list[str] = []
         params: list[Any] = []
 
-        def any_of(expr: str, values: list[str]) -> None:
+        def any_of(expr: str, values: tuple[str, ...]) -> None:
             if values:
                 parts.append(f"{expr} IN ({', '.join('?' for _ in values)})")
                 params.extend(values)
@@ -202,3 +202,33 @@ def queue_facets(
     lists = ", ".join(f"list(DISTINCT {expr}) FILTER (WHERE {expr} IS NOT NULL)" for expr in columns.values())
     values = con.execute(f"SELECT {lists} FROM ({relation}) AS q WHERE {where}", params).fetchall()[0]
     return {name: sorted(str(v) for v in (vals or [])) for name, vals in zip(columns, values, strict=True)}
+
+
+def break_entities(con: duckdb.DuckDBPyConnection, break_ids: list[str]) -> dict[str, str | None]:
+    """The legal entity of each of ``break_ids`` in the ``breaks`` view (ids not there are left out).
+
+    The workflow (:class:`data.workflow.Workflow`) checks a user's scope with it before any change.
+    """
+    rows = con.execute(
+        "SELECT break_id, legal_entity_id FROM breaks WHERE break_id IN (SELECT unnest(?))", [break_ids]
+    ).fetchall()
+    return {str(b): e for b, e in rows}
+
+
+def legal_entities(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every legal entity known to the warehouse (breaks, customers, projects), sorted."""
+    rows = con.execute(
+        "SELECT DISTINCT e FROM (SELECT legal_entity_id AS e FROM breaks UNION ALL "
+        "SELECT legal_entity_id FROM customers UNION ALL SELECT legal_entity_id FROM projects) "
+        "WHERE e IS NOT NULL ORDER BY e"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def billing_periods(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every billing period (``YYYY-MM``) of the breaks and the time entries, latest first."""
+    rows = con.execute(
+        "SELECT DISTINCT p FROM (SELECT invoice_cycle AS p FROM breaks UNION ALL "
+        "SELECT billing_period FROM time_entries) WHERE p IS NOT NULL ORDER BY p DESC"
+    ).fetchall()
+    return [str(r[0]) for r in rows]

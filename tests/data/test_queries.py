@@ -66,17 +66,17 @@ def test_default_sort_is_amount_at_risk_and_untouched_breaks_are_open(con: duckd
 @pytest.mark.parametrize(
     ("flt", "expected"),
     [
-        (QueueFilter(legal_entities=["UK"]), ["b2", "b4"]),
-        (QueueFilter(legal_entities=[]), []),
-        (QueueFilter(statuses=["open"]), ["b1", "b5", "b4"]),
-        (QueueFilter(assignees=[""]), ["b1", "b5", "b4"]),
-        (QueueFilter(categories=["data_quality"]), ["b4"]),
-        (QueueFilter(system_pairs=["erp>psa"]), ["b3"]),
-        (QueueFilter(system_pairs=["psa>"]), ["b4"]),
+        (QueueFilter(legal_entities=("UK",)), ["b2", "b4"]),
+        (QueueFilter(legal_entities=()), []),
+        (QueueFilter(statuses=("open",)), ["b1", "b5", "b4"]),
+        (QueueFilter(assignees=("",)), ["b1", "b5", "b4"]),
+        (QueueFilter(categories=("data_quality",)), ["b4"]),
+        (QueueFilter(system_pairs=("erp>psa",)), ["b3"]),
+        (QueueFilter(system_pairs=("psa>",)), ["b4"]),
         (QueueFilter(min_age_days=40, max_age_days=70), ["b2", "b3"]),
-        (QueueFilter(severities=["high"], billing_periods=["2026-08"]), ["b5"]),
+        (QueueFilter(severities=("high",), billing_periods=("2026-08",)), ["b5"]),
         (QueueFilter(search="KEY-B3"), ["b3"]),
-        (QueueFilter(legal_entities=["US", "UK"], rules=["time_entries_psa_erp"]), ["b2", "b1"]),
+        (QueueFilter(legal_entities=("US", "UK"), rules=("time_entries_psa_erp",)), ["b2", "b1"]),
     ],
 )
 def test_filters(con: duckdb.DuckDBPyConnection, flt: QueueFilter, expected: list[str]) -> None:
@@ -95,7 +95,7 @@ def test_paging_and_sorts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_facets_stay_inside_the_users_scope(con: duckdb.DuckDBPyConnection) -> None:
-    facets = queue_facets(con, QueueFilter(legal_entities=["UK"], rules=["x"]), state=STATE)
+    facets = queue_facets(con, QueueFilter(legal_entities=("UK",), rules=("x",)), state=STATE)
     assert facets["legal_entities"] == ["UK"]
     assert facets["rules"] == ["time_entries.hours_in_range", "time_entries_psa_erp"]
     assert facets["statuses"] == ["in_review", "open"] and facets["assignees"] == ["ana"]

@@ -1,0 +1,188 @@
+"""What the pages share (never a page itself): the home, sign-in, the global filters, cached data.
+
+- The home folder is ``TIEOUT_HOME`` (default ``data``), as for the ``tieout`` command.
+- Sign-in checks ``HOME/users.yaml`` (:mod:`data.users`); the signed-in user's name is kept in the
+  session, and every page and action works within their legal entities.
+- The global filters (legal entity, billing period) live in the sidebar, rendered by ``app.py``;
+  :func:`scope` gives a page the legal entities it may show.
+- Warehouse reads go through :func:`cached`: a short-lived read-only connection per call (a held
+  handle would block the pipeline's rebuild of the file), results cached for five minutes per
+  warehouse version, so a publish shows at the next rerun and a page never reads a half-built file
+  (the warehouse file is replaced atomically).
+- Pages contain no SQL and catch errors in one place (:func:`guarded`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import duckdb
+import streamlit as st
+
+from data import queries
+from data.queries import break_entities
+from data.users import User, Users, load_users
+from data.warehouse import connect, warehouse_path
+from data.workflow import Workflow
+
+__all__ = [
+    "ENTITY_KEY",
+    "User",
+    "billing_periods",
+    "legal_entities",
+    "PERIOD_KEY",
+    "cached",
+    "current_user",
+    "guarded",
+    "home",
+    "period",
+    "scope",
+    "sign_in",
+    "users",
+    "warehouse_version",
+    "workflow",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+#: Session keys of the global filters (set by the sidebar widgets of app.py).
+ENTITY_KEY, PERIOD_KEY = "global_entities", "global_period"
+_USER_KEY = "signed_in_user"
+
+
+def home() -> Path:
+    """The home folder: ``TIEOUT_HOME``, default ``./data``."""
+    return Path(os.environ.get("TIEOUT_HOME", "data")).resolve()
+
+
+@st.cache_resource
+def users() -> Users:
+    """The users of ``HOME/users.yaml``.
+
+    Raises:
+        data.users.UsersError: the file is missing or invalid (shown on the sign-in page).
+    """
+    return load_users(home() / "users.yaml")
+
+
+def current_user() -> User | None:
+    """The signed-in user, or None."""
+    name = st.session_state.get(_USER_KEY)
+    return users().get(name) if name else None
+
+
+def sign_in() -> None:
+    """The sign-in form; on success the session remembers the user and the app reruns."""
+    st.title("Tieout")
+    with st.form("sign_in"):
+        name = st.text_input("User", key="sign_in_user")
+        password = st.text_input("Password", type="password", key="sign_in_password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        user = users().authenticate(name, password)
+        if user is None:
+            st.error("Unknown user or wrong password.")
+        else:
+            st.session_state[_USER_KEY] = user.name
+            st.rerun()
+
+
+def sign_out() -> None:
+    """Forget the signed-in user."""
+    st.session_state.pop(_USER_KEY, None)
+
+
+def scope(user: User) -> tuple[str, ...] | None:
+    """The legal entities a page shows: the sidebar's choice within the user's (None: every one)."""
+    chosen = tuple(st.session_state.get(ENTITY_KEY) or ())
+    allowed = user.entity_filter()
+    if allowed is None:
+        return chosen or None
+    return tuple(e for e in chosen if e in allowed) if chosen else tuple(allowed)
+
+
+def period() -> str | None:
+    """The billing period (``YYYY-MM``) chosen in the sidebar, or None for all."""
+    value = st.session_state.get(PERIOD_KEY)
+    return None if value in (None, "All") else str(value)
+
+
+def warehouse_version() -> float:
+    """Changes whenever the pipeline publishes (the warehouse file is replaced): part of cache keys."""
+    path = warehouse_path(home())
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+@contextmanager
+def _warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(home())
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _cached_call(
+    name: str, version: float, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]
+) -> Any:
+    fn = _REGISTRY[name]
+    with _warehouse() as con:
+        return fn(con, *args, **dict(kwargs))
+
+
+_REGISTRY: dict[str, Callable[..., Any]] = {}
+
+
+def cached(fn: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a query-layer function ``fn(con, *args, **kwargs)`` for pages.
+
+    Each call opens a fresh read-only connection; results are cached for five minutes per warehouse
+    version. Arguments must be hashable (tuples, not lists).
+    """
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    _REGISTRY[name] = fn
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        return _cached_call(name, warehouse_version(), args, tuple(sorted(kwargs.items())))  # type: ignore[no-any-return]
+
+    return call
+
+
+@st.cache_resource
+def _engine() -> Any:
+    from data.appstate import state_engine
+
+    return state_engine(home())
+
+
+def workflow() -> Workflow:
+    """The exception workflow on the app state, resolving breaks' legal entities from the warehouse."""
+
+    def entities(break_ids: Any) -> dict[str, str | None]:
+        with _warehouse() as con:
+            return break_entities(con, list(break_ids))
+
+    return Workflow(_engine(), legal_entity_of=entities, users=users())
+
+
+def guarded(page: Callable[[], None]) -> None:
+    """Run a page, showing any error as one message (never a traceback or a secret)."""
+    try:
+        page()
+    except Exception as exc:  # noqa: BLE001  (the one place the UI catches everything)
+        st.error(f"{type(exc).__name__}: {exc}")
+
+
+def legal_entities() -> list[str]:
+    """Every legal entity in the warehouse (cached)."""
+    return cached(queries.legal_entities)()
+
+
+def billing_periods() -> list[str]:
+    """Every billing period in the warehouse, latest first (cached)."""
+    return cached(queries.billing_periods)()
