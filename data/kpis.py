@@ -1,0 +1,959 @@
+"""The executive KPIs: each defined once, here, and computed from the warehouse views (and the run log).
+
+Every KPI is a pure function named after it that takes a DuckDB connection to the warehouse
+(:func:`data.warehouse.connect`; the sync failure rate takes the app-state engine instead), never
+imports Streamlit, and returns a pandas DataFrame whose columns are documented. :data:`DEFINITIONS`
+holds each KPI's formula, unit and what "previous" means, for the app to show next to the number;
+the docstrings repeat the formula (a test keeps the two the same).
+
+Conventions:
+
+- The headline number is the column ``value``; ``previous`` is the same number for the previous
+  period and ``change`` is ``value - previous`` (percentage points for percents, days for days),
+  None when either is None. KPIs without a previous value have neither column.
+- Percents are ``Decimal`` in percent (``Decimal("33.33")``), rounded half up to 2 places from exact
+  integer counts; days are ``Decimal``; money is ``Decimal`` in the reporting currency (the breaks'
+  ``reporting_currency``), never float; counts are ``Int64``. A rate over nothing is None, not 0.
+- Legal entities: ``legal_entities=None`` means every entity, ``[]`` none (as in
+  :class:`data.queries.QueueFilter`); a row whose entity is unknown (NULL) is only counted when
+  ``legal_entities`` is None. ``by_entity=True`` returns one row per legal entity (sorted, an
+  unknown entity last, only entities with data in either period); otherwise exactly one row for
+  the whole scope. KPIs about systems rather than records (sync failure rate, freshness, match
+  rate per rule) have no entity dimension in the data, so they take no ``legal_entities`` and
+  :data:`DEFINITIONS` marks them ``scope="firm"``: the app decides who may see them.
+- Periods are calendar months ``YYYY-MM`` (the app's billing period filter), in UTC for
+  timestamps; "previous" is the month before. The open-break KPIs (:func:`open_breaks`,
+  :func:`unbilled_wip`) compare with the previous live reconciliation run instead (see below).
+- "Breaks" here are reconciliation breaks (``category = 'reconciliation'``); data-quality
+  failures have their own page (only :func:`invoice_accuracy` counts them too). In
+  ``break_ledger``, which holds both categories, a reconciliation rule id never contains a dot
+  (rule ids match ``^[a-z][a-z0-9_]*$``) while a data-quality one is ``object.check``.
+
+Reconstructing an earlier run from ``break_ledger``: a break was open at the start ``t`` of a run
+when ``first_seen <= t``, it had not cleared (``cleared_at`` NULL or after ``t``) and it had not
+reopened after ``t``. This is exact for the latest and the previous run. For older runs a break
+that was open at ``t``, cleared later and has since reopened is missed (the ledger keeps only the
+latest clearing), so older counts in :func:`open_breaks_trend` can be low. The ledger keeps no
+amounts or aging buckets, so amounts at risk and buckets exist for the latest run only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+import duckdb
+import pandas as pd
+import sqlalchemy as sa
+
+from data.appstate import EXTRACTION_RUNS, as_utc
+
+__all__ = [
+    "DEFINITIONS",
+    "UNBILLED_RULE",
+    "KpiDefinition",
+    "deal_handoff_within_sla",
+    "freshness_vs_sla",
+    "invoice_accuracy",
+    "match_rate",
+    "mean_time_to_resolve",
+    "open_breaks",
+    "open_breaks_by_aging",
+    "open_breaks_trend",
+    "sync_failure_rate",
+    "time_to_invoice",
+    "unbilled_wip",
+]
+
+Unit = Literal["percent", "days", "minutes", "count", "money"]
+
+#: The rule whose breaks are the unbilled WIP (reconcile/rules.yaml).
+UNBILLED_RULE = "unbilled_time"
+
+
+@dataclass(frozen=True)
+class KpiDefinition:
+    """What one KPI means, for the app to show beside it.
+
+    Attributes:
+        name: the key in :data:`DEFINITIONS`.
+        title: a short label.
+        unit: ``percent`` (0-100), ``days``, ``minutes``, ``count`` or ``money`` (reporting currency).
+        formula: how it is computed, from which view or table.
+        previous: what the previous value is, or None when the KPI has no previous value.
+        scope: ``legal_entity`` (filtered by the user's legal entities) or ``firm`` (system-level,
+            no entity in the data).
+        function / column: the function computing it and the column of its frame holding it.
+        higher_is_better: for the colour of the change.
+    """
+
+    name: str
+    title: str
+    unit: Unit
+    formula: str
+    previous: str | None
+    scope: Literal["legal_entity", "firm"]
+    function: str
+    column: str
+    higher_is_better: bool
+
+
+_PREV_MONTH = "the previous calendar month"
+_PREV_RUN = "the previous live reconciliation run, reconstructed from break_ledger"
+
+
+def _kpi(
+    name: str, title: str, unit: Unit, formula: str, previous: str | None, *, higher_is_better: bool,
+    scope: Literal["legal_entity", "firm"] = "legal_entity", function: str | None = None,
+    column: str = "value",
+) -> KpiDefinition:  # fmt: skip
+    return KpiDefinition(
+        name, title, unit, formula, previous, scope, function or name, column, higher_is_better
+    )
+
+
+#: Every KPI, by name. The formulas are repeated word for word in the functions' docstrings.
+DEFINITIONS: dict[str, KpiDefinition] = {d.name: d for d in (
+    _kpi("sync_failure_rate", "Sync failure rate", "percent",
+         "failed or interrupted extraction runs / finished extraction runs (succeeded, failed or "
+         "interrupted) started in the month (UTC), x 100, from extraction_runs in the app state",
+         _PREV_MONTH, scope="firm", higher_is_better=False),
+    _kpi("freshness_vs_sla", "Freshness", "minutes",
+         "minutes from the start of the extraction of the current snapshot (snapshots.extracted_at) "
+         "to now, per system and object; within SLA when at most the system's freshness_sla_minutes",
+         None, scope="firm", higher_is_better=False),
+    _kpi("match_rate", "Match rate per rule", "percent",
+         "matched / greatest(source_rows, compared) x 100 in the rule's latest successful live run "
+         "(reconciliation_runs; matched: compared without a break; compared exceeds source_rows only "
+         "for aggregate rules, which count groups found on one side)",
+         "the rule's previous successful live run", scope="firm", higher_is_better=True),
+    _kpi("open_breaks", "Open exceptions", "count",
+         "reconciliation breaks of the latest live run (the breaks view, category reconciliation)",
+         _PREV_RUN, higher_is_better=False),
+    _kpi("amount_at_risk", "Amount at risk", "money",
+         "sum of amount_at_risk (reporting currency) of the open reconciliation breaks; breaks with an "
+         "amount but no FX rate are counted in unvalued_breaks instead",
+         None, function="open_breaks", column="amount_at_risk", higher_is_better=False),
+    _kpi("mean_time_to_resolve", "Mean time to resolve", "days",
+         "mean of cleared_at - first_seen, in days, over the reconciliation breaks of break_ledger whose "
+         "cleared_at falls in the month (UTC); a break that reopened counts from its first first_seen",
+         _PREV_MONTH, higher_is_better=False),
+    _kpi("unbilled_wip", "Unbilled WIP", "money",
+         "sum of amount_at_risk (reporting currency) of the open breaks of rule unbilled_time: approved "
+         "billable time on time-and-materials projects, from an ended billing period, on no invoice",
+         None, higher_is_better=False),
+    _kpi("unbilled_wip_age", "Unbilled WIP mean age", "days",
+         "mean age_days (days since the time was worked) of the open breaks of rule unbilled_time",
+         None, function="unbilled_wip", column="mean_age_days", higher_is_better=False),
+    _kpi("time_to_invoice", "Time to invoice", "days",
+         "median over approved billable time entries of the invoice's issue_date - the entry's "
+         "spent_date, in days, for entries on customer invoices (kind invoice, status posted or paid) "
+         "issued in the month, both from one system (default erp, the invoices' system of record)",
+         _PREV_MONTH, higher_is_better=False),
+    _kpi("invoice_accuracy", "Invoice accuracy", "percent",
+         "customer invoices (kind invoice, status posted or paid) issued in the month with no open break "
+         "(the breaks view, object invoices, naming the invoice as source or target record) / all those "
+         "invoices x 100",
+         f"{_PREV_MONTH}, against the same (latest) breaks", higher_is_better=True),
+    _kpi("deal_handoff_within_sla", "Deals handed off within SLA", "percent",
+         "closed-won CRM deals (projects with won_at) won in the month whose PSA project with the same "
+         "code was created by won_at + sla_days / those deals that are due (won_at + sla_days has passed, "
+         "or already handed off in time) x 100",
+         _PREV_MONTH, higher_is_better=True),
+)}  # fmt: skip
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def _month(period: str) -> tuple[date, date, date]:
+    """Start of the previous month, start of ``period`` and start of the month after.
+
+    Raises:
+        ValueError: ``period`` is not ``YYYY-MM``.
+    """
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise ValueError(f"period must be a month YYYY-MM, e.g. 2025-03, not {period!r}")
+    year, month = int(period[:4]), int(period[5:])
+    start = date(year, month, 1)
+    end = date(year + month // 12, month % 12 + 1, 1)
+    previous = date(year - (month == 1), (month - 2) % 12 + 1, 1)
+    return previous, start, end
+
+
+def _utc(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _in(expr: str, values: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """``expr IN (values)``: None is no filter ("true"), an empty list matches nothing."""
+    if values is None:
+        return "true", []
+    if not values:
+        return "false", []
+    return f"{expr} IN ({', '.join('?' for _ in values)})", list(values)
+
+
+def _scope(
+    entity: str,
+    legal_entities: Sequence[str] | None,
+    rule: str | None = None,
+    rule_ids: Sequence[str] | None = None,
+) -> tuple[str, list[Any]]:
+    """The entity (and rule) condition and its parameters."""
+    where, params = _in(entity, legal_entities)
+    if rule is not None:
+        rules, more = _in(rule, rule_ids)
+        where, params = f"{where} AND {rules}", params + more
+    return where, params
+
+
+def _group(entity: str, by_entity: bool) -> str:
+    return f"{entity} AS legal_entity_id" if by_entity else "CAST(NULL AS VARCHAR) AS legal_entity_id"
+
+
+def _pct(part: int, whole: int) -> Decimal | None:
+    """``part / whole`` in percent, 2 places, half up; None for ``whole == 0``."""
+    if whole == 0:
+        return None
+    return (Decimal(100 * part) / Decimal(whole)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _diff(value: Any, previous: Any) -> Any:
+    return None if value is None or previous is None else value - previous
+
+
+def _days(total_us: int, count: int) -> Decimal | None:
+    """The mean of ``count`` durations totalling ``total_us`` microseconds, in days, 2 places."""
+    if count == 0:
+        return None
+    return (Decimal(total_us) / count / 86_400_000_000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _frame(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    """A frame with ``columns`` (name -> pandas dtype), in order, from dict rows."""
+    rows = list(rows)
+    return pd.DataFrame(
+        {name: pd.Series([r[name] for r in rows], dtype=dtype) for name, dtype in columns.items()},
+        columns=list(columns),
+    )
+
+
+def _period_frame(
+    found: Iterable[Sequence[Any]],
+    by_key: bool,
+    measures: Mapping[str, str],
+    value: Callable[[tuple[Any, ...]], Any],
+    empty: tuple[Any, ...],
+    *,
+    key: tuple[str, str] = ("legal_entity_id", "object"),
+) -> pd.DataFrame:
+    """The frame of a monthly KPI from rows ``(which, key, *measures)``, ``which`` current or previous.
+
+    Columns: the key (``legal_entity_id``, only with ``by_key``), the first ``len(measures)``
+    measures (name -> dtype), ``value``, the same measures prefixed ``previous_``, ``previous`` and
+    ``change``. ``value`` computes the KPI from one month's measures; a month without rows has
+    the measures ``empty``. Without ``by_key`` there is exactly one row.
+    """
+    found_by: dict[Any, dict[str, tuple[Any, ...]]] = {}
+    for which, k, *measured in found:
+        found_by.setdefault(k, {})[which] = tuple(measured)
+    keys = sorted(found_by, key=lambda e: (e is None, e or "")) if by_key else [None]
+    rows = []
+    for k in keys:
+        cur, prev = (found_by.get(k, {}).get(which, empty) for which in ("current", "previous"))
+        now, before = value(cur), value(prev)
+        row: dict[str, Any] = {key[0]: k} if by_key else {}
+        row |= dict(zip(measures, cur, strict=False)) | {"value": now}
+        row |= {f"previous_{m}": v for m, v in zip(measures, prev, strict=False)}
+        rows.append(row | {"previous": before, "change": _diff(now, before)})
+    columns = ({key[0]: key[1]} if by_key else {}) | dict(measures) | {"value": "object"}
+    columns |= {f"previous_{m}": t for m, t in measures.items()} | {"previous": "object", "change": "object"}
+    return _frame(rows, columns)
+
+
+def _entity_column(by_entity: bool) -> dict[str, str]:
+    return {"legal_entity_id": "object"} if by_entity else {}
+
+
+def _strip_entity(row: dict[str, Any], by_entity: bool) -> dict[str, Any]:
+    if not by_entity:
+        row.pop("legal_entity_id", None)
+    return row
+
+
+def _one_currency(currencies: Iterable[Sequence[str] | None]) -> str | None:
+    """The one reporting currency of the amounts summed, or None without amounts.
+
+    Raises:
+        ValueError: breaks valued in several reporting currencies (never added up).
+    """
+    found = sorted({c for group in currencies for c in (group or [])})
+    if len(found) > 1:
+        raise ValueError(
+            f"the breaks are valued in several reporting currencies ({', '.join(found)}), which cannot be "
+            "added up; run the reconciliation of every rule again so all breaks use the current one"
+        )
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------- system-level KPIs
+
+_FINISHED = ("succeeded", "failed", "interrupted")
+_MICROSECOND = timedelta(microseconds=1)
+_FAILED = ("failed", "interrupted")
+
+
+def sync_failure_rate(engine: sa.Engine, *, period: str, by_system: bool = False) -> pd.DataFrame:
+    """Return the share of extraction runs that failed in a month, against the month before.
+
+    Definition: failed or interrupted extraction runs / finished extraction runs (succeeded,
+    failed or interrupted) started in the month (UTC), x 100, from extraction_runs in the app
+    state. Runs still ``running`` are not counted. Firm-wide: extraction runs belong to systems,
+    not legal entities.
+
+    Args:
+        engine: the app-state database (:func:`data.appstate.state_engine`).
+        period: the month ``YYYY-MM``.
+        by_system: one row per system (with runs in either month) instead of one row for all.
+
+    Returns:
+        ``system`` (str, only with ``by_system``), ``runs``, ``failed_runs`` (Int64), ``value``
+        (Decimal percent or None without runs), ``previous_runs``, ``previous_failed_runs``
+        (Int64), ``previous`` (Decimal percent or None), ``change`` (Decimal percentage points or
+        None). Without ``by_system`` exactly one row; with it, empty (same columns) without runs.
+
+    Raises:
+        ValueError: ``period`` is not ``YYYY-MM``.
+        sqlalchemy.exc.SQLAlchemyError: the app-state database cannot be read.
+    """
+    previous, start, end = _month(period)
+    runs = EXTRACTION_RUNS.c
+    query = sa.select(runs.system, runs.status, runs.started_at).where(
+        runs.started_at >= _utc(previous), runs.started_at < _utc(end), runs.status.in_(_FINISHED)
+    )
+    counts: dict[tuple[str, str | None], list[int]] = {}
+    with engine.connect() as conn:
+        for system, status, started_at in conn.execute(query):
+            started = as_utc(started_at)
+            which = "current" if started is not None and started >= _utc(start) else "previous"
+            total = counts.setdefault((which, str(system) if by_system else None), [0, 0])
+            total[0] += 1
+            total[1] += status in _FAILED
+    return _period_frame(
+        [(which, system, *n) for (which, system), n in counts.items()], by_system,
+        {"runs": "Int64", "failed_runs": "Int64"}, lambda m: _pct(m[1], m[0]), (0, 0), key=("system", "str"),
+    )  # fmt: skip
+
+
+def freshness_vs_sla(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    sla_minutes: Mapping[str, int],
+    now: datetime,
+    objects: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Return how old each source's current snapshot is, against its system's SLA.
+
+    Definition: minutes from the start of the extraction of the current snapshot
+    (snapshots.extracted_at) to now, per system and object; within SLA when at most the
+    system's freshness_sla_minutes. A point-in-time reading: no previous value. Firm-wide.
+
+    Args:
+        con: a connection to the warehouse (view ``snapshots``).
+        sla_minutes: system -> ``freshness_sla_minutes`` (sources.yaml).
+        now: the moment to measure against (aware).
+        objects: system -> objects it should deliver (sources.yaml); one without a current
+            snapshot gets a row with no age, not within SLA.
+
+    Returns:
+        One row per system and object, sorted: ``system``, ``object`` (str), ``snapshot_id``
+        (str or None), ``extracted_at`` (datetime64 UTC or NaT), ``value`` (Decimal minutes, 1
+        place, or None without a snapshot), ``sla_minutes`` (Int64, NA when the system has none),
+        ``within_sla`` (boolean; NA without an SLA). Empty frame, same columns, if none.
+
+    Raises:
+        ValueError: ``now`` has no time zone.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC), e.g. datetime.now(UTC)")
+    found = {
+        (str(system), str(obj)): (snapshot_id, extracted_at)
+        for system, obj, snapshot_id, extracted_at in con.execute(
+            "SELECT system, object, max(snapshot_id), max(extracted_at) FROM snapshots WHERE current "
+            "GROUP BY ALL"
+        ).fetchall()
+    }
+    wanted = {(s, o) for s, objs in (objects or {}).items() for o in objs}
+    rows = []
+    for system, obj in sorted(set(found) | wanted):
+        snapshot_id, extracted_at = found.get((system, obj), (None, None))
+        sla = sla_minutes.get(system)
+        age_us = None if extracted_at is None else (now - extracted_at) // _MICROSECOND
+        rows.append({
+            "system": system, "object": obj, "snapshot_id": snapshot_id,
+            "extracted_at": None if extracted_at is None else extracted_at.astimezone(UTC),
+            "value": None if age_us is None else
+            (Decimal(age_us) / 60_000_000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
+            "sla_minutes": sla,
+            "within_sla": None if sla is None else age_us is not None and age_us <= sla * 60_000_000,
+        })  # fmt: skip
+    return _frame(rows, {"system": "str", "object": "str", "snapshot_id": "object",
+                         "extracted_at": "datetime64[us, UTC]", "value": "object", "sla_minutes": "Int64",
+                         "within_sla": "boolean"})  # fmt: skip
+
+
+def match_rate(con: duckdb.DuckDBPyConnection, *, rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Return each rule's match rate in its latest successful live run, against the run before.
+
+    Definition: matched / greatest(source_rows, compared) x 100 in the rule's latest successful
+    live run (reconciliation_runs; matched: compared without a break; compared exceeds
+    source_rows only for aggregate rules, which count groups found on one side). Firm-wide:
+    reconciliation_runs counts records per rule, not per legal entity. Skipped, failed and
+    ``--as-of`` replay runs are left out.
+
+    Args:
+        con: a connection to the warehouse (view ``reconciliation_runs``).
+        rule_ids: only these rules (None: all).
+
+    Returns:
+        One row per rule with a successful run, by ``rule_id`` (str): ``run_id`` (str),
+        ``started_at`` (datetime64 UTC), ``source_rows``, ``compared``, ``matched`` (Int64),
+        ``value`` (Decimal percent, None when the rule had nothing to compare), ``previous_run_id``
+        (str or None), ``previous`` (Decimal percent or None), ``change`` (Decimal percentage
+        points or None). Empty frame, same columns, if none.
+    """
+    rules, params = _in("rule_id", rule_ids)
+    found = con.execute(
+        "SELECT rule_id, run_id, started_at, source_rows, compared, matched FROM ("
+        "SELECT *, row_number() OVER (PARTITION BY rule_id ORDER BY started_at DESC, run_id DESC) AS n "
+        f"FROM reconciliation_runs WHERE status = 'ok' AND replay IS NOT TRUE AND {rules}) "
+        "WHERE n <= 2 ORDER BY rule_id, n",
+        params,
+    ).fetchall()
+    latest: dict[str, dict[str, Any]] = {}
+    for rule_id, run_id, started_at, source_rows, compared, matched in found:
+        rate = _pct(int(matched or 0), max(int(source_rows or 0), int(compared or 0)))
+        if rule_id not in latest:
+            latest[rule_id] = {
+                "rule_id": rule_id, "run_id": run_id, "started_at": started_at.astimezone(UTC),
+                "source_rows": source_rows, "compared": compared, "matched": matched, "value": rate,
+                "previous_run_id": None, "previous": None, "change": None,
+            }  # fmt: skip
+        else:
+            row = latest[rule_id]
+            row |= {"previous_run_id": run_id, "previous": rate, "change": _diff(row["value"], rate)}
+    return _frame(latest.values(), {
+        "rule_id": "str", "run_id": "str", "started_at": "datetime64[us, UTC]", "source_rows": "Int64",
+        "compared": "Int64", "matched": "Int64", "value": "object", "previous_run_id": "object",
+        "previous": "object", "change": "object",
+    })  # fmt: skip
+
+
+# ---------------------------------------------------------------- breaks: open, trend, resolution
+
+_RECON_LEDGER = "strpos(l.rule_id, '.') = 0"
+_OPEN_AT = (
+    "l.first_seen <= r.started_at AND (l.cleared_at IS NULL OR l.cleared_at > r.started_at) "
+    "AND (l.reopened_at IS NULL OR l.reopened_at <= r.started_at)"
+)
+_LIVE_RUNS = (
+    "SELECT run_id, min(started_at) AS started_at FROM reconciliation_runs WHERE replay IS NOT TRUE "
+    "GROUP BY run_id"
+)
+
+
+def _live_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, datetime]]:
+    """The live reconciliation runs, oldest first: (run_id, started_at UTC)."""
+    rows = con.execute(
+        f"SELECT run_id, started_at FROM ({_LIVE_RUNS}) ORDER BY started_at, run_id"
+    ).fetchall()
+    return [(str(run_id), started.astimezone(UTC)) for run_id, started in rows]
+
+
+def _open_per_run(
+    con: duckdb.DuckDBPyConnection, legal_entities: Sequence[str] | None, rule_ids: Sequence[str] | None,
+    by_entity: bool, run_ids: Sequence[str] | None = None,
+) -> dict[tuple[str, str | None], int]:  # fmt: skip
+    """(run_id, entity or None) -> reconciliation breaks open at the run's start, from ``break_ledger``."""
+    where, params = _scope("l.legal_entity_id", legal_entities, "l.rule_id", rule_ids)
+    runs, run_params = _in("run_id", run_ids)
+    rows = con.execute(
+        f"SELECT r.run_id, {_group('l.legal_entity_id', by_entity)}, count(*) "
+        f"FROM (SELECT * FROM ({_LIVE_RUNS}) WHERE {runs}) AS r JOIN break_ledger AS l ON {_OPEN_AT} "
+        f"WHERE {_RECON_LEDGER} AND {where} GROUP BY ALL",
+        run_params + params,
+    ).fetchall()
+    return {(str(run_id), entity): int(n) for run_id, entity, n in rows}
+
+
+def _open_with_previous(
+    con: duckdb.DuckDBPyConnection, legal_entities: Sequence[str] | None, rule_ids: Sequence[str] | None,
+    by_entity: bool,
+) -> tuple[list[dict[str, Any]], tuple[str, datetime] | None, tuple[str, datetime] | None]:  # fmt: skip
+    """The open reconciliation breaks now (``breaks``) and at the previous live run (``break_ledger``).
+
+    Returns one dict per entity (one for the scope without ``by_entity``): ``legal_entity_id``,
+    ``breaks``, ``amount_at_risk``, ``reporting_currency``, ``unvalued``, ``aged`` (breaks with an
+    age), ``age_sum``, ``age_max``, ``previous`` (None before a second run); then the latest and
+    the previous run (run_id, started_at) or None.
+
+    Raises:
+        ValueError: the breaks in scope are valued in several reporting currencies.
+    """
+    where, params = _scope("legal_entity_id", legal_entities, "rule_id", rule_ids)
+    current = con.execute(
+        f"SELECT {_group('legal_entity_id', by_entity)}, count(*), sum(amount_at_risk), "
+        "count(*) FILTER (WHERE amount IS NOT NULL AND amount_at_risk IS NULL), count(age_days), "
+        "sum(age_days), max(age_days), "
+        "list(DISTINCT reporting_currency) FILTER (WHERE amount_at_risk IS NOT NULL) "
+        f"FROM breaks WHERE category = 'reconciliation' AND {where} GROUP BY ALL",
+        params,
+    ).fetchall()
+    currency = _one_currency(r[7] for r in current)
+    runs = _live_runs(con)
+    latest, prev_run = (runs[-1] if runs else None), (runs[-2] if len(runs) > 1 else None)
+    before: dict[str | None, int] = {}
+    if prev_run is not None:
+        counts = _open_per_run(con, legal_entities, rule_ids, by_entity, [prev_run[0]])
+        before = {entity: n for (_, entity), n in counts.items()}
+    now = {r[0]: r[1:7] for r in current}
+    keys = sorted(set(now) | set(before), key=lambda e: (e is None, e or "")) if by_entity else [None]
+    out = []
+    for key in keys:
+        n, amount, unvalued, aged, age_sum, age_max = now.get(key, (0, None, 0, 0, None, None))
+        out.append({
+            "legal_entity_id": key, "breaks": n, "amount_at_risk": amount,
+            "reporting_currency": currency if amount is not None else None, "unvalued": unvalued,
+            "aged": aged, "age_sum": age_sum, "age_max": age_max,
+            "previous": before.get(key, 0) if prev_run else None,
+        })  # fmt: skip
+    return out, latest, prev_run
+
+
+def open_breaks(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    legal_entities: Sequence[str] | None = None,
+    rule_ids: Sequence[str] | None = None,
+    by_entity: bool = False,
+) -> pd.DataFrame:
+    """Return the open reconciliation breaks and their amount at risk, against the previous run.
+
+    Definition (open_breaks): reconciliation breaks of the latest live run (the breaks view,
+    category reconciliation). Amount at risk: sum of amount_at_risk (reporting currency) of the
+    open reconciliation breaks; breaks with an amount but no FX rate are counted in
+    unvalued_breaks instead. Previous: the breaks open at the start of the previous live run,
+    from ``break_ledger`` (count only: the ledger keeps no amounts).
+
+    Args:
+        con: a connection to the warehouse (views ``breaks``, ``break_ledger``, ``reconciliation_runs``).
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        rule_ids: only breaks of these rules (None: all).
+        by_entity: one row per legal entity instead of one row for the scope.
+
+    Returns:
+        ``legal_entity_id`` (only with ``by_entity``), ``value`` (Int64 open breaks), ``previous``
+        (Int64, NA before a second run), ``change`` (Int64 or NA), ``amount_at_risk`` (Decimal or
+        None without valued breaks), ``reporting_currency`` (str or None), ``unvalued_breaks``
+        (Int64), ``run_started_at`` / ``previous_run_started_at`` (datetime64 UTC or NaT).
+
+    Raises:
+        ValueError: the breaks in scope are valued in several reporting currencies.
+    """
+    found, latest, prev_run = _open_with_previous(con, legal_entities, rule_ids, by_entity)
+    rows = [
+        _strip_entity(
+            {
+                "legal_entity_id": r["legal_entity_id"],
+                "value": r["breaks"],
+                "previous": r["previous"],
+                "change": _diff(r["breaks"], r["previous"]),
+                "amount_at_risk": r["amount_at_risk"],
+                "reporting_currency": r["reporting_currency"],
+                "unvalued_breaks": r["unvalued"],
+                "run_started_at": latest[1] if latest else None,
+                "previous_run_started_at": prev_run[1] if prev_run else None,
+            },
+            by_entity,
+        )  # fmt: skip
+        for r in found
+    ]
+    return _frame(rows, _entity_column(by_entity) | {
+        "value": "Int64", "previous": "Int64", "change": "Int64", "amount_at_risk": "object",
+        "reporting_currency": "object", "unvalued_breaks": "Int64", "run_started_at": "datetime64[us, UTC]",
+        "previous_run_started_at": "datetime64[us, UTC]",
+    })  # fmt: skip
+
+
+def open_breaks_by_aging(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    legal_entities: Sequence[str] | None = None,
+    rule_ids: Sequence[str] | None = None,
+    by_entity: bool = False,
+) -> pd.DataFrame:
+    """Return the open reconciliation breaks and amount at risk per aging bucket (latest run).
+
+    The breakdown of :func:`open_breaks` (same definitions) by ``aging_bucket``; with
+    ``rule_ids=[UNBILLED_RULE]`` it is the unbilled WIP by age. Buckets with no breaks have no
+    row. No previous value: the ledger keeps no buckets (use :func:`open_breaks_trend`).
+
+    Args:
+        con: a connection to the warehouse (view ``breaks``).
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        rule_ids: only breaks of these rules (None: all).
+        by_entity: one row per legal entity and bucket.
+
+    Returns:
+        ``legal_entity_id`` (only with ``by_entity``), ``aging_bucket`` (str, youngest first, as
+        the rules' settings name them), ``open_breaks`` (Int64), ``amount_at_risk`` (Decimal or
+        None), ``reporting_currency`` (str or None), ``unvalued_breaks`` (Int64). Empty frame,
+        same columns, if none.
+
+    Raises:
+        ValueError: the breaks in scope are valued in several reporting currencies.
+    """
+    where, params = _scope("legal_entity_id", legal_entities, "rule_id", rule_ids)
+    found = con.execute(
+        f"SELECT {_group('legal_entity_id', by_entity)}, aging_bucket, count(*), sum(amount_at_risk), "
+        "count(*) FILTER (WHERE amount IS NOT NULL AND amount_at_risk IS NULL), "
+        "list(DISTINCT reporting_currency) FILTER (WHERE amount_at_risk IS NOT NULL) "
+        f"FROM breaks WHERE category = 'reconciliation' AND {where} GROUP BY ALL "
+        "ORDER BY legal_entity_id NULLS LAST, min(age_days) NULLS LAST, aging_bucket",
+        params,
+    ).fetchall()
+    currency = _one_currency(r[5] for r in found)
+    rows = [
+        _strip_entity(
+            {
+                "legal_entity_id": entity,
+                "aging_bucket": bucket,
+                "open_breaks": n,
+                "amount_at_risk": amount,
+                "reporting_currency": currency if amount is not None else None,
+                "unvalued_breaks": unvalued,
+            },
+            by_entity,
+        )  # fmt: skip
+        for entity, bucket, n, amount, unvalued, _ in found
+    ]
+    return _frame(rows, _entity_column(by_entity) | {
+        "aging_bucket": "object", "open_breaks": "Int64", "amount_at_risk": "object",
+        "reporting_currency": "object", "unvalued_breaks": "Int64",
+    })  # fmt: skip
+
+
+def open_breaks_trend(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    legal_entities: Sequence[str] | None = None,
+    rule_ids: Sequence[str] | None = None,
+    by_entity: bool = False,
+    last_runs: int | None = None,
+) -> pd.DataFrame:
+    """Return the number of open reconciliation breaks at the start of each live reconciliation run.
+
+    The trend of :func:`open_breaks`, reconstructed from ``break_ledger`` (exact for the latest
+    two runs; older counts can be low, see the module notes). The latest run's count equals
+    :func:`open_breaks`' value.
+
+    Args:
+        con: a connection to the warehouse (views ``break_ledger``, ``reconciliation_runs``).
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        rule_ids: only breaks of these rules (None: all).
+        by_entity: one row per run and legal entity (every entity with an open break in any run
+            shown, 0 where it had none).
+        last_runs: only the latest this many runs (None: all).
+
+    Returns:
+        One row per run (and entity), oldest first: ``run_id`` (str), ``started_at`` (datetime64
+        UTC), ``legal_entity_id`` (only with ``by_entity``), ``open_breaks`` (Int64), ``change``
+        (Int64 against the run before, NA for the first run). Empty frame, same columns, before
+        the first run.
+    """
+    runs = _live_runs(con)
+    counts = _open_per_run(con, legal_entities, rule_ids, by_entity)
+    entities = sorted({e for _, e in counts}, key=lambda e: (e is None, e or "")) if by_entity else [None]
+    rows: list[dict[str, Any]] = []
+    before: dict[str | None, int] = {}
+    for run_id, started in runs:
+        for entity in entities:
+            n = counts.get((run_id, entity), 0)
+            row = {"run_id": run_id, "started_at": started, "legal_entity_id": entity, "open_breaks": n}
+            rows.append(_strip_entity(row | {"change": _diff(n, before.get(entity))}, by_entity))
+            before[entity] = n
+    if last_runs is not None:
+        shown = {run_id for run_id, _ in runs[len(runs) - last_runs :]} if last_runs > 0 else set()
+        rows = [r for r in rows if r["run_id"] in shown]
+    return _frame(rows, {"run_id": "str", "started_at": "datetime64[us, UTC]"} | _entity_column(by_entity)
+                  | {"open_breaks": "Int64", "change": "Int64"})  # fmt: skip
+
+
+def mean_time_to_resolve(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    period: str,
+    legal_entities: Sequence[str] | None = None,
+    rule_ids: Sequence[str] | None = None,
+    by_entity: bool = False,
+) -> pd.DataFrame:
+    """Return the mean days from first seen to cleared of the breaks that cleared in a month.
+
+    Definition: mean of cleared_at - first_seen, in days, over the reconciliation breaks of
+    break_ledger whose cleared_at falls in the month (UTC); a break that reopened counts from its
+    first first_seen. "Cleared" is the reconciliation no longer finding the break (not a status
+    set in the app). A break that cleared in a month and has since reopened is not counted for
+    that month (the ledger keeps only its latest clearing).
+
+    Args:
+        con: a connection to the warehouse (view ``break_ledger``).
+        period: the month ``YYYY-MM``.
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        rule_ids: only breaks of these rules (None: all).
+        by_entity: one row per legal entity instead of one row for the scope.
+
+    Returns:
+        ``legal_entity_id`` (only with ``by_entity``), ``cleared_breaks`` (Int64), ``value``
+        (Decimal days, 2 places, None if none cleared), ``previous_cleared_breaks`` (Int64),
+        ``previous`` (Decimal days or None), ``change`` (Decimal days or None).
+
+    Raises:
+        ValueError: ``period`` is not ``YYYY-MM``.
+    """
+    previous, start, end = _month(period)
+    where, params = _scope("l.legal_entity_id", legal_entities, "l.rule_id", rule_ids)
+    found = con.execute(
+        "SELECT CASE WHEN l.cleared_at >= ? THEN 'current' ELSE 'previous' END, "
+        f"{_group('l.legal_entity_id', by_entity)}, count(*), "
+        "sum(epoch_us(l.cleared_at) - epoch_us(l.first_seen)) FROM break_ledger AS l "
+        f"WHERE {_RECON_LEDGER} AND l.cleared_at >= ? AND l.cleared_at < ? AND {where} GROUP BY ALL",
+        [_utc(start), _utc(previous), _utc(end), *params],
+    ).fetchall()
+    return _period_frame(
+        found, by_entity, {"cleared_breaks": "Int64"}, lambda m: _days(int(m[1]), int(m[0])), (0, 0)
+    )
+
+
+def unbilled_wip(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    legal_entities: Sequence[str] | None = None,
+    by_entity: bool = False,
+    rule_id: str = UNBILLED_RULE,
+) -> pd.DataFrame:
+    """Return the unbilled WIP (approved billable time not yet invoiced) and its age, latest run.
+
+    Definition: sum of amount_at_risk (reporting currency) of the open breaks of rule
+    unbilled_time: approved billable time on time-and-materials projects, from an ended billing
+    period, on no invoice. Age (unbilled_wip_age): mean age_days (days since the time was worked)
+    of the open breaks of rule unbilled_time. No previous amount: the ledger keeps no amounts, so
+    only the number of time entries is compared, with the previous live reconciliation run (from
+    ``break_ledger``). By age: :func:`open_breaks_by_aging` with ``rule_ids=[UNBILLED_RULE]``.
+
+    Args:
+        con: a connection to the warehouse (views ``breaks``, ``break_ledger``, ``reconciliation_runs``).
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        by_entity: one row per legal entity instead of one row for the scope.
+        rule_id: the unbilled-time rule (default :data:`UNBILLED_RULE`).
+
+    Returns:
+        ``legal_entity_id`` (only with ``by_entity``), ``value`` (Decimal amount at risk or None),
+        ``reporting_currency`` (str or None), ``time_entries`` (Int64), ``unvalued_entries``
+        (Int64: amount but no FX rate), ``mean_age_days`` (Decimal, 1 place, or None),
+        ``max_age_days`` (Int64 or NA), ``previous_time_entries`` (Int64, NA before a second
+        run), ``change_time_entries`` (Int64 or NA).
+
+    Raises:
+        ValueError: the breaks in scope are valued in several reporting currencies.
+    """
+    found, _, _ = _open_with_previous(con, legal_entities, [rule_id], by_entity)
+    rows = []
+    for r in found:
+        mean = Decimal(int(r["age_sum"])) / r["aged"] if r["aged"] else None
+        rows.append(_strip_entity({
+            "legal_entity_id": r["legal_entity_id"], "value": r["amount_at_risk"],
+            "reporting_currency": r["reporting_currency"], "time_entries": r["breaks"],
+            "unvalued_entries": r["unvalued"],
+            "mean_age_days": None if mean is None else mean.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
+            "max_age_days": r["age_max"], "previous_time_entries": r["previous"],
+            "change_time_entries": _diff(r["breaks"], r["previous"]),
+        }, by_entity))  # fmt: skip
+    return _frame(rows, _entity_column(by_entity) | {
+        "value": "object", "reporting_currency": "object", "time_entries": "Int64",
+        "unvalued_entries": "Int64", "mean_age_days": "object", "max_age_days": "Int64",
+        "previous_time_entries": "Int64", "change_time_entries": "Int64",
+    })  # fmt: skip
+
+
+# ---------------------------------------------------------------- billing KPIs (canonical snapshots)
+
+_ISSUED = "i.kind = 'invoice' AND i.status IN ('posted', 'paid')"
+
+
+def time_to_invoice(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    period: str,
+    legal_entities: Sequence[str] | None = None,
+    by_entity: bool = False,
+    system: str = "erp",
+) -> pd.DataFrame:
+    """Return the median days from work to invoice for time invoiced in a month, against the month before.
+
+    Definition: median over approved billable time entries of the invoice's issue_date - the
+    entry's spent_date, in days, for entries on customer invoices (kind invoice, status posted or
+    paid) issued in the month, both from one system (default erp, the invoices' system of
+    record). The canonical data has no approval date, so the day worked stands in for "approved".
+    Legal entity: the invoice's (else the time entry's). The month is the invoice's issue month.
+
+    Args:
+        con: a connection to the warehouse (views ``time_entries``, ``invoices``).
+        period: the month ``YYYY-MM``.
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        by_entity: one row per legal entity instead of one row for the scope.
+        system: the system whose time entries and invoices are read (ids link them within it).
+
+    Returns:
+        ``legal_entity_id`` (only with ``by_entity``), ``time_entries`` (Int64), ``hours``
+        (Decimal or None), ``value`` (Decimal days, 1 place, or None), ``previous_time_entries``
+        (Int64), ``previous`` (Decimal days or None), ``change`` (Decimal days or None).
+
+    Raises:
+        ValueError: ``period`` is not ``YYYY-MM``.
+    """
+    previous, start, end = _month(period)
+    entity = "coalesce(i.legal_entity_id, t.legal_entity_id)"
+    where, params = _scope(entity, legal_entities)
+    found = con.execute(
+        "SELECT CASE WHEN i.issue_date >= ? THEN 'current' ELSE 'previous' END, "
+        f"{_group(entity, by_entity)}, count(*), sum(t.hours), "
+        " CAST(median(date_diff('day', t.spent_date, i.issue_date)) AS DECIMAL(18,1)) "
+        "FROM time_entries AS t JOIN invoices AS i ON i.system = t.system AND i.invoice_id = t.invoice_id "
+        f"WHERE t.system = ? AND t.approved AND t.billable AND {_ISSUED} "
+        f"AND i.issue_date >= ? AND i.issue_date < ? AND {where} GROUP BY ALL",
+        [start, system, previous, end, *params],
+    ).fetchall()
+    return _period_frame(
+        found, by_entity, {"time_entries": "Int64", "hours": "object"}, lambda m: m[2], (0, None, None)
+    )
+
+
+def invoice_accuracy(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    period: str,
+    legal_entities: Sequence[str] | None = None,
+    by_entity: bool = False,
+    system: str = "erp",
+) -> pd.DataFrame:
+    """Return the share of a month's invoices with no open break, against the month before.
+
+    Definition: customer invoices (kind invoice, status posted or paid) issued in the month with
+    no open break (the breaks view, object invoices, naming the invoice as source or target
+    record) / all those invoices x 100. Breaks of any category count (a failed data-quality
+    check on the invoice too). Both months are judged against the latest run's breaks, so an
+    invoice corrected since counts as accurate: older months tend to look better.
+
+    Args:
+        con: a connection to the warehouse (views ``invoices``, ``breaks``).
+        period: the month ``YYYY-MM`` of the invoices' ``issue_date``.
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        by_entity: one row per legal entity instead of one row for the scope.
+        system: the invoices' system (default ``erp``, their system of record).
+
+    Returns:
+        ``legal_entity_id`` (only with ``by_entity``), ``invoices``, ``accurate_invoices`` (Int64),
+        ``value`` (Decimal percent or None without invoices), ``previous_invoices``,
+        ``previous_accurate_invoices`` (Int64), ``previous`` (Decimal percent or None), ``change``
+        (Decimal percentage points or None).
+
+    Raises:
+        ValueError: ``period`` is not ``YYYY-MM``.
+    """
+    previous, start, end = _month(period)
+    where, params = _scope("i.legal_entity_id", legal_entities)
+    found = con.execute(
+        "WITH flagged AS (SELECT source_system AS system, source_id AS invoice_id FROM breaks "
+        "WHERE object = 'invoices' AND source_id IS NOT NULL "
+        "UNION SELECT target_system, target_id FROM breaks "
+        "WHERE object = 'invoices' AND target_id IS NOT NULL) "
+        f"SELECT CASE WHEN i.issue_date >= ? THEN 'current' ELSE 'previous' END, "
+        f"{_group('i.legal_entity_id', by_entity)}, count(*), count(*) FILTER (WHERE f.invoice_id IS NULL) "
+        "FROM invoices AS i LEFT JOIN flagged AS f ON f.system = i.system AND f.invoice_id = i.invoice_id "
+        f"WHERE i.system = ? AND {_ISSUED} AND i.issue_date >= ? AND i.issue_date < ? AND {where} "
+        "GROUP BY ALL",
+        [start, system, previous, end, *params],
+    ).fetchall()
+    measures = {"invoices": "Int64", "accurate_invoices": "Int64"}
+    return _period_frame(found, by_entity, measures, lambda m: _pct(m[1], m[0]), (0, 0))
+
+
+def deal_handoff_within_sla(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    period: str,
+    as_of: datetime,
+    legal_entities: Sequence[str] | None = None,
+    by_entity: bool = False,
+    sla_days: int = 14,
+    crm_system: str = "crm",
+    psa_system: str = "psa",
+) -> pd.DataFrame:
+    """Return the share of a month's closed-won deals that got their PSA project within the SLA.
+
+    Definition: closed-won CRM deals (projects with won_at) won in the month whose PSA project
+    with the same code was created by won_at + sla_days / those deals that are due (won_at +
+    sla_days has passed, or already handed off in time) x 100. A deal still inside its SLA
+    without a project is not counted yet; a PSA project whose creation time is unknown counts as
+    in time. Legal entity: the deal's, else its CRM customer's. The month is ``won_at``'s (UTC).
+    The default SLA matches rule ``deals_without_project``.
+
+    Args:
+        con: a connection to the warehouse (views ``projects``, ``customers``).
+        period: the month ``YYYY-MM`` the deals were won in.
+        as_of: the moment deadlines are judged at (aware), e.g. now.
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        by_entity: one row per legal entity instead of one row for the scope.
+        sla_days: days from won to project.
+        crm_system: the CRM's system slug (the deals and their customers).
+        psa_system: the PSA's system slug (the projects).
+
+    Returns:
+        ``legal_entity_id`` (only with ``by_entity``), ``deals_due``, ``deals_on_time`` (Int64),
+        ``value`` (Decimal percent or None without deals due), ``previous_deals_due``,
+        ``previous_deals_on_time`` (Int64), ``previous`` (Decimal percent or None), ``change``
+        (Decimal percentage points or None).
+
+    Raises:
+        ValueError: ``period`` is not ``YYYY-MM``, ``as_of`` has no time zone, or ``sla_days`` < 0.
+    """
+    previous, start, end = _month(period)
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware (UTC), e.g. datetime.now(UTC)")
+    if sla_days < 0:
+        raise ValueError(f"sla_days must be 0 or more, not {sla_days}")
+    entity = "coalesce(d.legal_entity_id, c.legal_entity_id)"
+    # whole 24-hour days, so the deadline does not move with the session's time zone (DST)
+    due = f"d.won_at + to_hours({24 * int(sla_days)})"
+    where, params = _scope(entity, legal_entities)
+    found = con.execute(
+        "WITH handoff AS (SELECT code, min(created_at) AS created_at FROM projects "
+        "WHERE system = ? AND code IS NOT NULL GROUP BY code), "
+        "owner AS (SELECT customer_id, min(legal_entity_id) AS legal_entity_id FROM customers "
+        "WHERE system = ? GROUP BY customer_id), "
+        f"deals AS (SELECT d.won_at, {_group(entity, by_entity)}, {due} AS due, "
+        f"h.code IS NOT NULL AND (h.created_at IS NULL OR h.created_at <= {due}) AS on_time "
+        "FROM projects AS d LEFT JOIN owner AS c ON c.customer_id = d.customer_id "
+        "LEFT JOIN handoff AS h ON h.code = d.code "
+        f"WHERE d.system = ? AND d.won_at >= ? AND d.won_at < ? AND {where}) "
+        "SELECT CASE WHEN won_at >= ? THEN 'current' ELSE 'previous' END, legal_entity_id, "
+        "count(*), count(*) FILTER (WHERE on_time) FROM deals WHERE on_time OR due <= ? GROUP BY ALL",
+        [psa_system, crm_system, crm_system, _utc(previous), _utc(end), *params, _utc(start), as_of],
+    ).fetchall()
+    measures = {"deals_due": "Int64", "deals_on_time": "Int64"}
+    return _period_frame(found, by_entity, measures, lambda m: _pct(m[1], m[0]), (0, 0))
