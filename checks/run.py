@@ -9,7 +9,8 @@ run through :class:`data.breaks.BreakStore` (category ``data_quality``):
   the ``check_results`` view;
 - ``breaks.parquet`` and ``ledger.parquet``: failed checks as breaks, in the same queue as the
   reconciliation's. A failing record is one break (``source_id`` its key, ``match_key``
-  ``system|key``); a check about the whole snapshot (drift: per field) is one break per snapshot;
+  ``system|key``; its legal entity, when its own row has none, from the other systems:
+  :mod:`checks.entities`); a check about the whole snapshot (drift: per field) is one break per snapshot;
   an expectation failing on more than :data:`MAX_RECORD_BREAKS` rows is one break for the snapshot.
   Ids are stable (:data:`reconcile.identity.BREAK_ID_SQL`), so breaks age, clear and reopen.
 
@@ -31,6 +32,7 @@ from typing import Any
 import duckdb
 
 from checks.build import Bounds, GxContext
+from checks.entities import entity_lookup
 from checks.snapshot import Finding, freshness, previous_snapshot, quarantined, schema_drift, volume
 from checks.spec import DEFAULT_SUITES, Suite, Volume, load_suites
 from checks.validate import ExpectationOutcome, validate_snapshot
@@ -217,7 +219,7 @@ def _check_snapshot(
         for out in outcomes:
             rows.append(_outcome_row(out, entry, run_id, started))
             if not out.success:
-                _insert_failures(con, out, entry, snapshot)
+                _insert_failures(con, lake, out, entry, snapshot)
     previous = previous_snapshot(lake, entry)
     band = (suite.volume if suite is not None else Volume()).max_change_pct
     findings = [*schema_drift(con, lake, entry, previous), volume(entry, previous, band)]
@@ -302,7 +304,7 @@ def _insert_findings(con: duckdb.DuckDBPyConnection, findings: list[Finding]) ->
 
 
 def _insert_failures(
-    con: duckdb.DuckDBPyConnection, out: ExpectationOutcome, entry: SnapshotEntry, snapshot: str
+    con: duckdb.DuckDBPyConnection, lake: Lake, out: ExpectationOutcome, entry: SnapshotEntry, snapshot: str
 ) -> None:
     """A failed expectation as raw breaks: one per failing record, or one for the snapshot beyond the cap."""
     table = CANONICAL[entry.object]
@@ -328,11 +330,14 @@ def _insert_failures(
         f"s.{context[c]}" if c in context else "NULL" for c in ("customer", "project_code", "invoice_cycle")
     )
     value = f"CAST(s.{out.column} AS VARCHAR)" if out.column in table.names else "NULL"
+    lookup = entity_lookup(lake, entry, snapshot)
+    elsewhere = f"LEFT JOIN ({lookup}) AS x ON x.id = f.id" if lookup else ""
+    entity = "coalesce(s.legal_entity_id, x.legal_entity_id)" if lookup else "s.legal_entity_id"
     con.execute(
         "INSERT INTO _dq_raw SELECT DISTINCT ON (f.id) ?, 'failed_expectation', ?, ?, f.id, "
         "? || '|' || coalesce(f.id, '(no id)'), ?, "
-        f"{value}, NULL, s.legal_entity_id, {ctx}, ? "
-        f"FROM unnest(?::VARCHAR[]) AS f(id) LEFT JOIN ({snapshot}) AS s ON s.{table.key} = f.id",
+        f"{value}, NULL, {entity}, {ctx}, ? "
+        f"FROM unnest(?::VARCHAR[]) AS f(id) LEFT JOIN ({snapshot}) AS s ON s.{table.key} = f.id {elsewhere}",
         [out.rule_id, entry.object, entry.system, entry.system, out.column, severity, out.ids],
     )
 
