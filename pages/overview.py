@@ -1,0 +1,150 @@
+"""Overview (executives): the KPI tiles with their change, the trends, and the KPIs per legal entity.
+
+Every number and its definition comes from :mod:`data.kpis` (:data:`data.kpis.DEFINITIONS`): a
+tile's help text is the KPI's formula. Monthly KPIs use the sidebar's billing period (the latest
+one when "All" is chosen) against the month before; break KPIs use the latest reconciliation run
+against the previous one. The sync failure rate and freshness are firm-wide (they are about
+systems, not legal entities); every other number stays within the user's legal entities.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import reduce
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from data import kpis
+from extractors.config import load_sources
+from pages import _shared as shared
+
+_TILES = (
+    "open_breaks", "amount_at_risk", "unbilled_wip", "unbilled_wip_age", "mean_time_to_resolve",
+    "time_to_invoice", "invoice_accuracy", "deal_handoff_within_sla", "sync_failure_rate", "freshness_vs_sla",
+)  # fmt: skip
+_SUFFIX = {"percent": " %", "days": " days", "minutes": " min", "count": "", "money": ""}
+_DELTA_UNIT = {"percent": " pp", "days": " days", "minutes": " min", "count": "", "money": ""}
+#: KPIs whose change is not in ``change`` (column, unit).
+_DELTAS = {"unbilled_wip": ("change_time_entries", " time entries")}
+_NONE = "(unknown)"
+_LABELS = {"legal_entity_id": "Legal entity", "aging_bucket": "Age (days)", "started_at": "Run",
+           "open_breaks": "Open exceptions"}  # fmt: skip
+
+
+def _missing(value: Any) -> bool:
+    return value is None or bool(pd.isna(value))
+
+
+def _text(value: Any, unit: str, currency: str | None) -> str:
+    if _missing(value):
+        return "–"
+    return f"{value:,.0f} {currency or ''}".strip() if unit == "money" else f"{value}{_SUFFIX[unit]}"
+
+
+def _tile(slot: Any, name: str, frame: pd.DataFrame, *, shown: str | None = None) -> None:
+    """One KPI tile: its value, its change against the previous period, its definition as help."""
+    d = kpis.DEFINITIONS[name]
+    row = frame.iloc[0].to_dict() if len(frame) else {}
+    currency = row.get("reporting_currency")
+    column, unit = _DELTAS.get(name, ("change", _DELTA_UNIT[d.unit]))
+    change = row.get(column) if d.previous or name in _DELTAS else None
+    compared = f" Compared with {d.previous}." if d.previous else ""
+    flat = not _missing(change) and change == 0
+    slot.metric(
+        d.title, shown or _text(row.get(d.column), d.unit, currency),
+        delta=None if _missing(change) else f"{change:+}{unit}", delta_arrow="off" if flat else "auto",
+        delta_color="off" if flat else "normal" if d.higher_is_better else "inverse",
+        help=f"{d.formula}.{compared}" + (" Firm-wide." if d.scope == "firm" else ""), border=True,
+    )  # fmt: skip
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _sources() -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Each system's freshness SLA (minutes) and objects, from HOME/sources.yaml."""
+    systems = load_sources(shared.home() / "sources.yaml").systems
+    sla = {s: c.freshness_sla_minutes for s, c in systems.items()}
+    return sla, {s: list(c.objects) for s, c in systems.items()}
+
+
+def _entity(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(legal_entity_id=[_NONE if _missing(e) else e for e in frame["legal_entity_id"]])
+
+
+def _trends(scope: tuple[str, ...] | None) -> None:
+    """Open exceptions per run, and open exceptions and amount at risk by aging bucket (latest run)."""
+    st.subheader("Trends")
+    trend = shared.cached(kpis.open_breaks_trend)(legal_entities=scope, by_entity=True)
+    aging = shared.cached(kpis.open_breaks_by_aging)(legal_entities=scope, by_entity=True)
+    if trend.empty and aging.empty:
+        st.info("No reconciliation breaks in your legal entities yet.")
+        return
+    currency = next((c for c in aging["reporting_currency"] if not _missing(c)), "")
+    labels = _LABELS | {"amount": f"Amount at risk {currency}"}
+    fig = px.line(_entity(trend), x="started_at", y="open_breaks", color="legal_entity_id", markers=True,
+                  labels=labels, title="Open exceptions per run")  # fmt: skip
+    st.plotly_chart(fig, width="stretch")
+    shown = _entity(aging).assign(amount=aging["amount_at_risk"].astype("float64"))
+    # buckets youngest first, in the whole scope's order (an entity may lack a bucket)
+    order = list(shared.cached(kpis.open_breaks_by_aging)(legal_entities=scope)["aging_bucket"])
+    for slot, y in zip(st.columns(2), ("open_breaks", "amount"), strict=True):
+        fig = px.bar(shown, x="aging_bucket", y=y, color="legal_entity_id", labels=labels,
+                     category_orders={"aging_bucket": order}, title=f"{labels[y]} by age")  # fmt: skip
+        slot.plotly_chart(fig, width="stretch")
+    st.caption("Amounts at risk and aging buckets exist for the latest run only (the ledger keeps counts).")
+
+
+def _per_entity(calls: dict[str, dict[str, Any]], scope: tuple[str, ...] | None) -> None:
+    """One row per legal entity, one column per entity-scoped KPI."""
+    st.subheader("Per legal entity")
+    frames = {fn: shared.cached(getattr(kpis, fn))(legal_entities=scope, by_entity=True, **kw)
+              for fn, kw in calls.items()}  # fmt: skip
+    names = [n for n in _TILES if kpis.DEFINITIONS[n].scope == "legal_entity"]
+    parts = [
+        frames[d.function][["legal_entity_id", d.column]].rename(columns={d.column: d.name})
+        for d in (kpis.DEFINITIONS[n] for n in names)
+    ]
+    table = reduce(lambda a, b: a.merge(b, on="legal_entity_id", how="outer"), parts)
+    if table.empty:
+        st.info("No data in your legal entities.")
+        return
+    config: dict[str, Any] = {"legal_entity_id": "Legal entity"}
+    for n in names:
+        d = kpis.DEFINITIONS[n]
+        config[n] = st.column_config.NumberColumn(f"{d.title}{_SUFFIX[d.unit]}", help=d.formula, format="%.2f"
+                                                  if d.unit in ("money", "percent") else None)  # fmt: skip
+    st.dataframe(_entity(table), hide_index=True, column_config=config)
+
+
+def render() -> None:
+    """The page: tiles, trends, per legal entity."""
+    user = shared.current_user()
+    assert user is not None  # app.py signs in first
+    scope = shared.scope(user)
+    month = shared.period() or next(iter(shared.billing_periods()), None) or f"{datetime.now(UTC):%Y-%m}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    st.title("Overview")
+    st.caption(f"Monthly KPIs for {month} against the month before (billing period in the sidebar); "
+               "exceptions against the previous reconciliation run.")  # fmt: skip
+    calls: dict[str, dict[str, Any]] = {  # the entity-scoped KPI functions and their other arguments
+        "open_breaks": {}, "unbilled_wip": {}, "mean_time_to_resolve": {"period": month},
+        "time_to_invoice": {"period": month}, "invoice_accuracy": {"period": month},
+        "deal_handoff_within_sla": {"period": month, "as_of": now},
+    }  # fmt: skip
+    frames = {fn: shared.cached(getattr(kpis, fn))(legal_entities=scope, **kw) for fn, kw in calls.items()}
+    frames["sync_failure_rate"] = kpis.sync_failure_rate(shared._engine(), period=month)
+    sla, objects = _sources()
+    fresh = shared.cached(kpis.freshness_vs_sla)(sla_minutes=sla, now=now, objects=objects)
+    frames["freshness_vs_sla"] = fresh
+    within = f"{int(fresh['within_sla'].eq(True).sum())} of {len(fresh)} sources in SLA"
+    for row in (_TILES[:5], _TILES[5:]):
+        for slot, name in zip(st.columns(len(row)), row, strict=True):
+            shown = within if name == "freshness_vs_sla" else None
+            _tile(slot, name, frames[kpis.DEFINITIONS[name].function], shown=shown)
+    _trends(scope)
+    _per_entity(calls, scope)
+
+
+shared.guarded(render)
