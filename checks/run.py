@@ -43,7 +43,7 @@ from data.lock import PipelineLock
 from data.sql import sql_literal
 from data.warehouse import ensure_warehouse
 from extractors.config import ConfigError, SourcesConfig, load_sources
-from reconcile.identity import BREAK_ID_SQL, ledger_sql, prev_ledger_sql, seen_sql
+from reconcile.identity import BREAK_ID_SQL, ledger_sql, prev_ledger_sql, ran_sql, seen_sql
 from reconcile.rules import load_rules
 from reconcile.run import rules_path
 from reconcile.valuation import fx_join, fx_relation, valuation_columns
@@ -58,6 +58,8 @@ WORKERS = min(2, os.cpu_count() or 1)
 MAX_RECORD_BREAKS = 1000
 _SAMPLE_IDS = 20
 _PARQUET = "(FORMAT parquet, COMPRESSION zstd)"
+# a result's or break's snapshot, ``system/object``, as the run's ``checked`` list names it
+_UNIT = "{system} || '/' || object"
 # context columns of a break, per object: break column -> canonical column
 _CONTEXT = {
     "customers": {"customer": "name"},
@@ -175,10 +177,7 @@ def _run(
         rows += [_finding_row(f, _snapshot_of(lake, f), run_id, started) for f in fresh]
         _insert_findings(con, [f for f in fresh if not f.success])
         checked = sorted({f"{e.system}/{e.object}" for e in entries})
-        ran = (
-            f"(source_system || '/' || object IN ({', '.join(sql_literal(c) for c in checked) or 'NULL'}) "
-            "OR break_type = 'stale')"
-        )
+        ran = f"({ran_sql(_UNIT.format(system='source_system'), checked)} OR break_type = 'stale')"
         previous = store.latest()
         prev_dir = store.run_dir(previous["run_id"]) if previous else None
         total = _write_breaks(
@@ -401,11 +400,10 @@ def _write_results(
     )
     carried = ""
     if prev_dir is not None and (prev_dir / "results.parquet").exists():
-        keep = ", ".join(sql_literal(c) for c in checked) or "NULL"
         carried = (
             " UNION ALL BY NAME SELECT * FROM "
             f"read_parquet({sql_literal(str(prev_dir / 'results.parquet'))}) "
-            f"WHERE check_type <> 'freshness' AND system || '/' || object NOT IN ({keep})"
+            f"WHERE check_type <> 'freshness' AND NOT {ran_sql(_UNIT.format(system='system'), checked)}"
         )
     con.execute(
         f"COPY (SELECT * FROM _results{carried} ORDER BY system, object, rule_id) "

@@ -160,6 +160,12 @@ def test_volume_band_and_checking_one_system_carries_the_others(home: Path) -> N
     check(home, systems=["crm"])
     assert set(_breaks(home)) == before  # psa's breaks carried over a crm-only run
     with connect(home) as con:
+        results = con.execute("SELECT count(*) FROM check_results").fetchall()
+    check(home, units=[])  # nothing published (every extraction failed): only freshness is re-checked
+    assert set(_breaks(home)) == before
+    with connect(home) as con:
+        assert con.execute("SELECT count(*) FROM check_results").fetchall() == results
+    with connect(home) as con:
         systems = con.execute("SELECT DISTINCT system FROM check_results ORDER BY 1").fetchall()
     assert systems == [("crm",), ("psa",)]
 
