@@ -12,6 +12,7 @@ and paging run in DuckDB, so a page of a million-break queue comes back without 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,26 @@ import pandas as pd
 from data.breaks import BREAK_COLUMNS
 
 __all__ = [
+    "DETAIL_COLUMNS",
+    "DETAIL_KEY_COLUMNS",
+    "FACET_LABELS",
     "QUEUE_COLUMNS",
+    "QUEUE_KEY_COLUMNS",
     "QUEUE_SORTS",
+    "SUGGESTION_COLUMNS",
     "QueueFilter",
     "WORKFLOW_COLUMNS",
+    "billing_periods",
+    "break_detail",
+    "break_entities",
+    "break_suggestions",
     "exception_queue",
+    "legal_entities",
+    "queue_export",
+    "queue_export_sql",
     "queue_facets",
+    "queue_filter",
+    "queue_relation",
 ]
 
 #: The workflow state columns (one row per touched break) the queue joins on ``break_id``.
@@ -49,6 +64,26 @@ QUEUE_SORTS = {
     "first_seen": "first_seen, break_id",
     "rule": "rule_id, break_type, match_key, break_id",
 }
+#: Columns of :func:`break_detail`: the ``breaks`` view's, then the ledger's cleared_at and times_cleared.
+DETAIL_COLUMNS = (*(c for c, _, _ in BREAK_COLUMNS), "cleared_at", "times_cleared")
+#: The queue columns a reader needs first (a table of the queue shows these).
+QUEUE_KEY_COLUMNS = (
+    "severity", "rule_id", "break_type", "legal_entity_id", "project_code", "customer", "invoice_cycle",
+    "field", "source_value", "target_value", "amount_at_risk", "age_days", "status", "assignee",
+)  # fmt: skip
+#: The facts of one break beside its source and target values (columns of :func:`break_detail`).
+DETAIL_KEY_COLUMNS = (
+    "match_key", "customer", "project_code", "amount", "currency", "amount_at_risk", "age_days",
+    "first_seen", "last_seen", "cleared_at", "reopened_at", "times_cleared",
+)  # fmt: skip
+#: Filters a page offers beside the sidebar's legal entity and billing period: facet -> label.
+FACET_LABELS = {
+    "projects": "Project", "customers": "Customer", "billing_periods": "Invoice cycle", "rules": "Rule",
+    "system_pairs": "System pair", "break_types": "Break type", "statuses": "Status",
+    "assignees": "Assignee", "severities": "Severity",
+}  # fmt: skip
+#: Columns of :func:`break_suggestions` (a break's fuzzy match candidates).
+SUGGESTION_COLUMNS = ("id", "name", "score")
 _EMPTY_STATE = pd.DataFrame({c: pd.Series(dtype="object") for c in WORKFLOW_COLUMNS})
 
 
@@ -126,15 +161,79 @@ class QueueFilter:
         return (" AND ".join(parts) or "true"), params
 
 
-def _queue(con: duckdb.DuckDBPyConnection, state: pd.DataFrame | None) -> str:
-    """Register the workflow ``state`` and return the SQL of the queue relation (breaks + state)."""
+def queue_filter(
+    legal_entities: tuple[str, ...] | None,
+    period: str | None,
+    chosen: dict[str, tuple[str, ...]],
+    *,
+    min_age_days: float | None = None,
+    max_age_days: float | None = None,
+    search: str | None = None,
+) -> QueueFilter:
+    """The queue filter of a page: the sidebar's scope and billing period with the page's own choices.
+
+    Args:
+        legal_entities: the sidebar's legal entities within the user's (``pages._shared.scope``).
+        period: the sidebar's billing period (``YYYY-MM``) or None; it bounds the invoice cycles.
+        chosen: facet name (a :class:`QueueFilter` field, as :func:`queue_facets` names them) ->
+            the values chosen, ``()`` for any. ``legal_entities`` here narrows the scope, never widens it.
+        min_age_days: lowest ``age_days`` shown (whole days: a number input's value), or None.
+        max_age_days: highest ``age_days`` shown, or None.
+        search: text searched as in :class:`QueueFilter`; blank or None searches nothing.
+
+    Raises:
+        ValueError: ``chosen`` names something that is not a filter.
+    """
+    fields = {"billing_periods", "projects", "customers", "rules", "break_types", "severities",
+              "categories", "system_pairs", "statuses", "assignees", "legal_entities"}  # fmt: skip
+    unknown = sorted(set(chosen) - fields)
+    if unknown:
+        raise ValueError(f"not queue filters: {', '.join(unknown)}")
+    picked = {k: tuple(v) for k, v in chosen.items() if k != "legal_entities"}
+    periods = picked.get("billing_periods", ())
+    if period is not None:  # the page may only narrow the sidebar's period; none left shows nothing
+        periods = tuple(p for p in periods if p == period) if periods else (period,)
+        picked["billing_periods"] = periods or ("",)
+    scope = legal_entities
+    if chosen.get("legal_entities"):
+        narrowed = tuple(e for e in chosen["legal_entities"] if scope is None or e in scope)
+        scope = narrowed
+    return QueueFilter(
+        legal_entities=scope, **picked,
+        min_age_days=None if min_age_days is None else int(min_age_days),
+        max_age_days=None if max_age_days is None else int(max_age_days),
+        search=(search or "").strip() or None,
+    )  # fmt: skip
+
+
+def queue_relation(
+    con: duckdb.DuckDBPyConnection, state: pd.DataFrame | None, *, source: str = "breaks"
+) -> str:
+    """Register the workflow ``state`` and return the SQL of the queue relation (breaks + state).
+
+    Args:
+        con: the connection the relation will be queried on (``state`` is registered on it as
+            ``_workflow_state``).
+        state: the workflow state of touched breaks (columns :data:`WORKFLOW_COLUMNS`), or None.
+        source: the relation holding the breaks (columns of the ``breaks`` view): a view name or a
+            parenthesised query.
+
+    Returns:
+        A ``SELECT`` of the source's columns, then ``status`` (``open`` for untouched breaks),
+        ``assignee``, ``reason_code``, ``updated_at`` and ``updated_by``.
+    """
     frame = _EMPTY_STATE if state is None or state.empty else state[list(WORKFLOW_COLUMNS)]
     con.register("_workflow_state", frame)
     return (
         "SELECT b.*, coalesce(w.status, 'open') AS status, w.assignee, w.reason_code, "
         "CAST(w.updated_at AS TIMESTAMPTZ) AS updated_at, w.updated_by "
-        "FROM breaks AS b LEFT JOIN _workflow_state AS w ON w.break_id = b.break_id"
+        f"FROM {source} AS b LEFT JOIN _workflow_state AS w ON w.break_id = b.break_id"
     )
+
+
+def _check_sort(sort: str) -> None:
+    if sort not in QUEUE_SORTS:
+        raise ValueError(f"unknown sort {sort!r}; sorts: {', '.join(QUEUE_SORTS)}")
 
 
 def exception_queue(
@@ -153,31 +252,133 @@ def exception_queue(
         flt: the filters (:class:`QueueFilter`); ``legal_entities`` carries the user's scope.
         state: the workflow state of touched breaks (columns :data:`WORKFLOW_COLUMNS`), or None.
         sort: a key of :data:`QUEUE_SORTS` (default: amount at risk, largest first).
-        page: which page, 0-based.
+        page: which page, 0-based; past the last page gives the last page (the filters narrowed the
+            queue since the page was chosen).
         page_size: rows per page.
 
     Returns:
         The page, one row per break with :data:`QUEUE_COLUMNS` (``amount`` and ``amount_at_risk``
         are ``Decimal``; ``status`` is ``open`` for untouched breaks), and the number of breaks
-        matching the filters. Empty frame, same columns, if none.
+        matching the filters (the page shown is ``min(page, max(ceil(total / page_size) - 1, 0))``).
+        Empty frame, same columns, if none.
 
     Raises:
         ValueError: an unknown ``sort``, or a negative page or page size below 1.
     """
-    if sort not in QUEUE_SORTS:
-        raise ValueError(f"unknown sort {sort!r}; sorts: {', '.join(QUEUE_SORTS)}")
+    _check_sort(sort)
     if page < 0 or page_size < 1:
         raise ValueError(f"page must be >= 0 and page_size >= 1, not {page} and {page_size}")
     where, params = flt.where()
-    relation = _queue(con, state)
+    relation = queue_relation(con, state)
     # fetchall: a result left half-read blocks the connection (DuckDB 2)
     total = int(con.execute(f"SELECT count(*) FROM ({relation}) AS q WHERE {where}", params).fetchall()[0][0])
     rows = con.execute(
         f"SELECT {', '.join(QUEUE_COLUMNS)} FROM ({relation}) AS q WHERE {where} "
         f"ORDER BY {QUEUE_SORTS[sort]} LIMIT ? OFFSET ?",
-        [*params, page_size, page * page_size],
+        [*params, page_size, min(page, max(-(-total // page_size) - 1, 0)) * page_size],
     ).fetchall()
     return pd.DataFrame(rows, columns=list(QUEUE_COLUMNS)), total
+
+
+def queue_export(
+    con: duckdb.DuckDBPyConnection,
+    flt: QueueFilter,
+    *,
+    state: pd.DataFrame | None = None,
+    sort: str = "amount_at_risk",
+) -> pd.DataFrame:
+    """The whole filtered exception queue (every page), for the CSV and XLSX exports.
+
+    Args:
+        con: a connection to the warehouse (views ``breaks``).
+        flt: the filters; ``flt.legal_entities`` carries the user's scope, so an export never
+            holds rows of other legal entities.
+        state: the workflow state of touched breaks (columns :data:`WORKFLOW_COLUMNS`), or None.
+        sort: a key of :data:`QUEUE_SORTS` (default: amount at risk, largest first).
+
+    Returns:
+        One row per matching break with :data:`QUEUE_COLUMNS`, in ``sort`` order (money as
+        ``Decimal``). Empty frame, same columns, if none. A million-break queue is a million rows:
+        the caller builds it only when asked (a download).
+
+    Raises:
+        ValueError: an unknown ``sort``.
+    """
+    query, params = queue_export_sql(con, flt, state=state, sort=sort)
+    # through Arrow: a million rows in seconds (fetchall builds 34 million Python objects first)
+    frame = con.sql(query, params=params).to_arrow_table().to_pandas()
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def queue_export_sql(
+    con: duckdb.DuckDBPyConnection,
+    flt: QueueFilter,
+    *,
+    state: pd.DataFrame | None = None,
+    sort: str = "amount_at_risk",
+) -> tuple[str, list[Any]]:
+    """The query of :func:`queue_export` and its parameters (e.g. for DuckDB's ``COPY ... TO``).
+
+    Registers ``state`` on ``con``, so the query runs on that connection only.
+
+    Raises:
+        ValueError: an unknown ``sort``.
+    """
+    _check_sort(sort)
+    where, params = flt.where()
+    query = (
+        f"SELECT {', '.join(QUEUE_COLUMNS)} FROM ({queue_relation(con, state)}) AS q WHERE {where} "
+        f"ORDER BY {QUEUE_SORTS[sort]}"
+    )
+    return query, params
+
+
+def break_detail(
+    con: duckdb.DuckDBPyConnection, break_id: str, *, legal_entities: tuple[str, ...] | None = None
+) -> pd.DataFrame:
+    """One break of the ``breaks`` view with its ledger entry (for the detail panel).
+
+    Args:
+        con: a connection to the warehouse (views ``breaks``, ``break_ledger``).
+        break_id: the break.
+        legal_entities: the user's scope (None: every entity, ``()``: none); a break of another
+            legal entity, or without one for a limited user, is not returned.
+
+    Returns:
+        One row with :data:`DETAIL_COLUMNS`: the break (``first_seen``, ``last_seen``,
+        ``reopened_at`` as in ``breaks``), ``cleared_at`` (when a run last found it gone, NULL
+        while open; a break in the latest run that came back has ``reopened_at`` after it) and
+        ``times_cleared`` (int, 0 for a break never cleared). Empty frame, same columns, when the
+        break is not in the latest run or outside ``legal_entities``.
+    """
+    where, params = QueueFilter(legal_entities=legal_entities).where()
+    detail = (
+        f"SELECT {', '.join(f'b.{c}' for c, _, _ in BREAK_COLUMNS)}, l.cleared_at, "
+        "coalesce(l.times_cleared, 0) AS times_cleared "
+        "FROM breaks AS b LEFT JOIN break_ledger AS l ON l.break_id = b.break_id WHERE b.break_id = ?"
+    )
+    rows = con.execute(f"SELECT * FROM ({detail}) AS q WHERE {where} LIMIT 1", [break_id, *params]).fetchall()
+    return pd.DataFrame(rows, columns=list(DETAIL_COLUMNS))
+
+
+def break_suggestions(suggestions: str | None) -> pd.DataFrame:
+    """A break's ``suggestions`` (JSON text of the ``breaks`` view) as a table, best first.
+
+    Returns:
+        One row per candidate: id (str, the record's id in the other system), name (str),
+        score (float, 0-100). Empty frame, same columns, for None or an empty list.
+
+    Raises:
+        ValueError: the text is not a JSON list of objects.
+    """
+    items = json.loads(suggestions) if suggestions else []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValueError(
+            f"suggestions must be a JSON list of {{id, name, score}} objects, not {suggestions!r}"
+        )
+    rows = [(str(i.get("id")), i.get("name"), float(i.get("score") or 0)) for i in items]
+    frame = pd.DataFrame(rows, columns=list(SUGGESTION_COLUMNS))
+    return frame.sort_values("score", ascending=False, kind="stable", ignore_index=True)
 
 
 def queue_facets(
@@ -192,7 +393,7 @@ def queue_facets(
     """
     scope = QueueFilter(legal_entities=flt.legal_entities)
     where, params = scope.where()
-    relation = _queue(con, state)
+    relation = queue_relation(con, state)
     columns = {
         "billing_periods": "invoice_cycle", "projects": "project_code", "customers": "customer",
         "rules": "rule_id", "break_types": "break_type", "severities": "severity", "categories": "category",

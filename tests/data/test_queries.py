@@ -1,4 +1,4 @@
-"""The exception queue's query layer: filters, entity scope, workflow join, sorting and paging."""
+"""The exception queue's query layer: filters, entity scope, workflow join, sorting, paging, export, detail."""
 
 from __future__ import annotations
 
@@ -8,8 +8,21 @@ import duckdb
 import pandas as pd
 import pytest
 
-from data.breaks import BREAK_COLUMNS
-from data.queries import QUEUE_COLUMNS, QueueFilter, exception_queue, queue_facets
+from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS
+from data.queries import (
+    DETAIL_COLUMNS,
+    DETAIL_KEY_COLUMNS,
+    FACET_LABELS,
+    QUEUE_COLUMNS,
+    QUEUE_KEY_COLUMNS,
+    QueueFilter,
+    break_detail,
+    break_suggestions,
+    exception_queue,
+    queue_export,
+    queue_facets,
+    queue_filter,
+)
 
 # break_id, rule, category, type, source, target, entity, project, period, amount at risk, severity, age
 ROWS = [
@@ -35,6 +48,16 @@ def con() -> duckdb.DuckDBPyConnection:
         names = list(values)
         c.execute(f"INSERT INTO breaks ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
                   list(values.values()))  # fmt: skip
+    c.execute("UPDATE breaks SET first_seen = TIMESTAMPTZ '2026-10-01 00:00:00+00', "
+              "last_seen = TIMESTAMPTZ '2026-11-15 00:00:00+00'")  # fmt: skip
+    c.execute("UPDATE breaks SET source_value = '7.50', target_value = '8.00', field = 'hours', "
+              "suggestions = '[{\"id\": \"c9\", \"name\": \"Acme Inc\", \"score\": 91.5}]' "
+              "WHERE break_id = 'b1'")  # fmt: skip
+    c.execute(f"CREATE TABLE break_ledger ({', '.join(f'{n} {t}' for n, t, _ in LEDGER_COLUMNS)})")
+    # b1 cleared twice and came back; b9 cleared and gone (not in the latest breaks)
+    c.execute("INSERT INTO break_ledger (break_id, legal_entity_id, cleared_at, reopened_at, times_cleared) VALUES "
+              "('b1', 'US', NULL, TIMESTAMPTZ '2026-11-10 00:00:00+00', 2), "
+              "('b9', 'UK', TIMESTAMPTZ '2026-11-01 00:00:00+00', NULL, 1)")  # fmt: skip
     return c
 
 
@@ -102,3 +125,81 @@ def test_facets_stay_inside_the_users_scope(con: duckdb.DuckDBPyConnection) -> N
     assert facets["system_pairs"] == ["psa>", "psa>erp"]
     unscoped = queue_facets(con, QueueFilter())
     assert unscoped["statuses"] == ["open"] and unscoped["legal_entities"] == ["DE", "UK", "US"]
+
+
+def test_a_page_past_the_end_is_the_last_page(con: duckdb.DuckDBPyConnection) -> None:
+    page, total = exception_queue(con, QueueFilter(), sort="age", page=9, page_size=2)
+    assert ids(page) == ["b4"] and total == 5
+    empty, none = exception_queue(con, QueueFilter(legal_entities=()), page=3)
+    assert empty.empty and none == 0 and list(empty.columns) == list(QUEUE_COLUMNS)
+
+
+def test_export_is_the_whole_filtered_queue_within_the_scope(con: duckdb.DuckDBPyConnection) -> None:
+    everything = queue_export(con, QueueFilter(), state=STATE)
+    assert list(everything.columns) == list(QUEUE_COLUMNS)
+    assert ids(everything) == ids(exception_queue(con, QueueFilter(), state=STATE, page_size=100)[0])
+    b1 = everything.set_index("break_id").loc["b1"]  # the page's value types: Decimal, int, None for NULL
+    assert b1["amount_at_risk"] == Decimal("500.00") and isinstance(b1["amount_at_risk"], Decimal)
+    assert b1["age_days"] == 3 and b1["assignee"] is None and b1["amount"] is None
+    uk = queue_export(con, QueueFilter(legal_entities=("UK",)), state=STATE, sort="age")
+    assert ids(uk) == ["b2", "b4"] and set(uk["legal_entity_id"]) == {"UK"}
+    assert uk.loc[uk["break_id"] == "b2", "status"].item() == "in_review"
+    assert queue_export(con, QueueFilter(legal_entities=())).empty
+    assert ids(queue_export(con, QueueFilter(legal_entities=("UK",), statuses=("open",)), state=STATE)) == [
+        "b4"
+    ]
+    with pytest.raises(ValueError, match="unknown sort"):
+        queue_export(con, QueueFilter(), sort="size")
+
+
+def test_break_detail_joins_the_ledger_and_respects_the_scope(con: duckdb.DuckDBPyConnection) -> None:
+    detail = break_detail(con, "b1")
+    assert list(detail.columns) == list(DETAIL_COLUMNS) and len(detail) == 1
+    row = detail.iloc[0]
+    assert (row["source_value"], row["target_value"], row["field"]) == ("7.50", "8.00", "hours")
+    assert row["times_cleared"] == 2 and row["cleared_at"] is None
+    assert row["reopened_at"] is None  # the breaks view's own reopened_at (the fixture leaves it NULL)
+    assert str(row["first_seen"].date()) == "2026-10-01"
+    assert break_detail(con, "b2").iloc[0]["times_cleared"] == 0  # not in the ledger: never cleared
+    assert len(break_detail(con, "b1", legal_entities=("US", "DE"))) == 1
+    assert break_detail(con, "b1", legal_entities=("UK",)).empty  # a UK user never sees a US break
+    assert break_detail(con, "b1", legal_entities=()).empty
+    assert break_detail(con, "b9").empty  # cleared: not in the latest run
+    assert set(DETAIL_KEY_COLUMNS) <= set(DETAIL_COLUMNS) and set(QUEUE_KEY_COLUMNS) <= set(QUEUE_COLUMNS)
+
+
+def test_break_suggestions() -> None:
+    frame = break_suggestions(
+        '[{"id": 1, "name": "Acme", "score": 80}, {"id": "2", "name": "Acme Inc", "score": 95.5}]'
+    )
+    assert frame.to_dict("records") == [
+        {"id": "2", "name": "Acme Inc", "score": 95.5},
+        {"id": "1", "name": "Acme", "score": 80.0},
+    ]
+    assert break_suggestions(None).empty and list(break_suggestions("[]").columns) == ["id", "name", "score"]
+    with pytest.raises(ValueError, match="JSON list"):
+        break_suggestions('{"id": 1}')
+    with pytest.raises(ValueError):
+        break_suggestions("not json")
+
+
+def test_queue_filter_combines_the_sidebar_with_the_page(con: duckdb.DuckDBPyConnection) -> None:
+    none: dict[str, tuple[str, ...]] = {}
+    assert queue_filter(None, None, none) == QueueFilter()
+    flt = queue_filter(
+        ("UK",), "2026-10", {"rules": ("time_entries_psa_erp",)}, min_age_days=1.0, search="  "
+    )
+    assert flt == QueueFilter(legal_entities=("UK",), billing_periods=("2026-10",), rules=("time_entries_psa_erp",),
+                              min_age_days=1)  # fmt: skip
+    assert ids(exception_queue(con, flt)[0]) == ["b2"]
+    # the page narrows the sidebar's period and legal entities, never widens them
+    assert queue_filter(None, "2026-10", {"billing_periods": ("2026-09",)}).billing_periods == ("",)
+    assert exception_queue(con, queue_filter(None, "2026-10", {"billing_periods": ("2026-09",)}))[1] == 0
+    assert queue_filter(None, None, {"billing_periods": ("2026-09",)}).billing_periods == ("2026-09",)
+    assert queue_filter(("UK",), None, {"legal_entities": ("US", "UK")}).legal_entities == ("UK",)
+    assert queue_filter(("UK",), None, {"legal_entities": ("US",)}).legal_entities == ()
+    assert queue_filter(None, None, {"legal_entities": ("US",)}).legal_entities == ("US",)
+    assert queue_filter(None, None, {}, search=" key-b3 ").search == "key-b3"
+    assert set(FACET_LABELS) <= set(queue_facets(con, QueueFilter()))
+    with pytest.raises(ValueError, match="not queue filters: colour"):
+        queue_filter(None, None, {"colour": ("red",)})
