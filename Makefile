@@ -9,6 +9,8 @@ TIEOUT_HOME ?= data
 export TIEOUT_HOME
 SCALE ?= default
 SEED ?= 7
+# Port of the app (Streamlit) that `make run` serves on 127.0.0.1.
+PORT ?= 8501
 
 .PHONY: run test setup bench lint lock clean
 
@@ -26,7 +28,7 @@ setup: $(VENV)/.installed
 
 run: setup
 	$(BIN)/tieout demo generate --scale $(SCALE) --seed $(SEED)
-	$(BIN)/tieout demo serve --extract
+	$(BIN)/tieout demo serve --extract --app --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest

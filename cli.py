@@ -8,15 +8,24 @@ Every command works on one home folder (configuration and data): ``--home DIR``,
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from dotenv import load_dotenv
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 app = typer.Typer(
     help="Tieout: reconcile a professional-services firm's CRM, PSA and ERP.",
@@ -70,8 +79,12 @@ def demo_generate(
         ),
     ] = True,
 ) -> None:
-    """Generate the demo firm under HOME/demo, its ground truth and HOME/sources.yaml."""
-    from demo.generate import generate
+    """Generate the demo firm under HOME/demo, its ground truth, HOME/sources.yaml and the app's users.
+
+    The demo credentials, and the password of every demo user of the app (HOME/users.yaml:
+    admin, finance, finance_uk, pmo, executive), are written to HOME/.env.
+    """
+    from demo.generate import PASSWORD_VAR, generate
 
     if scale not in ("small", "default", "large"):
         raise typer.BadParameter(f"{scale!r} is not one of small, default, large", param_hint="--scale")
@@ -93,6 +106,17 @@ def demo_generate(
         f"  ground truth: {rows['ground_truth']} expected breaks in {home / 'demo' / 'ground_truth.parquet'}"
     )
     typer.echo(f"  configuration: {home / 'sources.yaml'} (credentials in {home / '.env'})")
+    typer.echo(f"  app users: {_user_names(home)} (in {home / 'users.yaml'})")
+    typer.echo(f"  app password: see {home / '.env'} ({PASSWORD_VAR})")
+
+
+def _user_names(home: Path) -> str:
+    from data.users import load_users
+
+    return ", ".join(
+        u.name + (f" ({', '.join(u.legal_entities)} only)" if u.legal_entities else "")
+        for u in load_users(home / "users.yaml")
+    )
 
 
 @demo_app.command("serve")
@@ -108,27 +132,49 @@ def demo_serve(
         ),
     ] = None,
     extract: Annotated[
-        bool, typer.Option("--extract", help="Once the simulators answer, run `tieout extract` against them.")
+        bool, typer.Option("--extract", help="Once the simulators answer, run `tieout run` against them.")
     ] = False,
+    with_app: Annotated[
+        bool,
+        typer.Option(
+            "--app",
+            help="Then (after the pipeline run, with --extract) also run the scheduler and the app, "
+            "as `tieout serve` does.",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the app (with --app).", min=1024, max=65535)] = 8501,
 ) -> None:
-    """Serve the demo firm through the HubSpot, Harvest and Odoo simulators until Ctrl-C."""
+    """Serve the demo firm through the HubSpot, Harvest and Odoo simulators until Ctrl-C.
+
+    With --app, Ctrl-C (or SIGTERM) stops the simulators, the scheduler and the app together.
+    Exit codes: 0 stopped by Ctrl-C or SIGTERM, 1 the app did not start or stopped on its own,
+    2 bad configuration (the demo firm, the faults file, sources.yaml or users.yaml) or --port in use.
+    """
     from demo.faults import FaultFileError, load_faults
     from demo.serve import DemoConfigError, build_simulators, serve
 
     if not host.startswith("127.") and host not in ("localhost", "::1"):
         raise typer.BadParameter("the simulators only listen on loopback", param_hint="--host")
     home = _home(home)
+    services = _AppServices(home, port) if with_app else None
     try:
+        if services is not None:
+            services.check()
         sims = build_simulators(home, host=host, faults=load_faults(faults) if faults else {}, env=os.environ)
         serve(
             sims,
             host=host,
             on_ready=lambda s: typer.echo(f"{s.name:<8} {s.url}  ({_VENDOR[s.name]})"),
-            on_all_ready=lambda: _on_simulators_ready(home, extract),
+            on_all_ready=lambda: _on_simulators_ready(home, extract, services),
         )
-    except (DemoConfigError, FaultFileError) as exc:
+    except (DemoConfigError, FaultFileError, _ServeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    finally:
+        if services is not None:
+            services.stop(on_event=typer.echo)
+    if services is not None and services.error is not None:
+        raise typer.Exit(1)
 
 
 @app.command("extract")
@@ -300,13 +346,204 @@ def schedule_cmd(home: HomeOption = Path("data")) -> None:
         raise typer.Exit(2) from exc
 
 
-def _on_simulators_ready(home: Path, extract: bool) -> None:
+@app.command("serve")
+def serve_cmd(
+    home: HomeOption = Path("data"),
+    port: Annotated[int, typer.Option(help="Port of the app on 127.0.0.1.", min=1024, max=65535)] = 8501,
+) -> None:
+    """Run the scheduler and the app on 127.0.0.1 for the home folder until Ctrl-C.
+
+    The scheduler runs each system's pipeline on its schedule (as `tieout schedule`); the app
+    (Streamlit, app.py) is a child process; its URL is printed once it answers. Sign in with a user
+    of HOME/users.yaml. Ctrl-C or SIGTERM stops both. Exit codes: 0 stopped by Ctrl-C or SIGTERM,
+    1 the app did not start (no answer within 60 s) or stopped on its own, 2 bad configuration
+    (sources.yaml or users.yaml missing or invalid) or --port in use.
+    """
+    home = _home(home)
+    services = _AppServices(home, port)
+    try:
+        services.check()
+    except _ServeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        services.start(on_event=typer.echo, stopping=stop.is_set)
+        while services.error is None and not stop.wait(0.5):
+            if services.app_exited() and not stop.wait(_GRACE_S):  # a Ctrl-C reaches the app too
+                services.fail("the app stopped on its own")
+    finally:
+        services.stop(on_event=typer.echo)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if services.error is not None:
+        raise typer.Exit(1)
+
+
+#: The Streamlit app, beside this file.
+APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
+_APP_START_S = 60.0
+#: Seconds a Ctrl-C has to reach this process after it stopped the app (same process group).
+_GRACE_S = 5.0
+
+
+class _ServeError(Exception):
+    """The configuration `tieout serve` needs is missing or invalid (exit code 2)."""
+
+
+class _AppServices:
+    """The scheduler (a BackgroundScheduler in this process) and the app (a Streamlit child process).
+
+    :meth:`start` and :meth:`stop` may run on different threads; :meth:`stop` is idempotent, and a
+    :meth:`start` after it starts nothing.
+    """
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home, self.port = home, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._scheduler: BackgroundScheduler | None = None
+        self._app: subprocess.Popen[bytes] | None = None
+
+    def check(self) -> None:
+        """Refuse a missing or invalid sources.yaml or users.yaml, or a port in use.
+
+        Raises:
+            _ServeError: with the file, key and reason, or the port.
+        """
+        from data.users import UsersError, load_users
+        from extractors.config import ConfigError, load_sources
+
+        try:
+            load_sources(self.home / "sources.yaml")
+            load_users(self.home / "users.yaml")
+        except (ConfigError, UsersError) as exc:
+            raise _ServeError(str(exc)) from exc
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", self.port))
+            except OSError as exc:
+                raise _ServeError(f"port {self.port} on 127.0.0.1 is in use (choose another --port)") from exc
+
+    def start(self, *, on_event: Callable[[str], None], stopping: Callable[[], bool]) -> None:
+        """Start the scheduler and the app, then wait until the app answers and print its URL.
+
+        A failure to start is recorded in :attr:`error` (and printed); ``stopping`` cuts the wait short.
+        """
+        from extractors.config import ConfigError
+        from extractors.schedule import configure_jobs, make_scheduler
+
+        with self._lock:
+            if self._stopped:
+                return
+            scheduler = make_scheduler(self.home)
+            scheduler.start(paused=True)
+            self._scheduler = scheduler
+            try:
+                job_ids = configure_jobs(scheduler, self.home)
+            except ConfigError as exc:
+                self.fail(str(exc))
+                return
+            for job in (scheduler.get_job(j) for j in job_ids):
+                on_event(f"{job.id}: {job.trigger} (next run {job.next_run_time:%Y-%m-%d %H:%M:%S %Z})")
+            scheduler.resume()
+            self._app = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT), "--server.address", "127.0.0.1",
+                 "--server.port", str(self.port), "--server.headless", "true",
+                 "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+                 "--logger.level", "warning"],
+                cwd=APP_SCRIPT.parent, env={**os.environ, "TIEOUT_HOME": str(self.home)},
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+        deadline = time.monotonic() + _APP_START_S
+        while not stopping():
+            if self.app_exited():
+                self.fail(f"the app exited before answering on {self.url}")
+                return
+            if _answers(f"{self.url}/_stcore/health"):
+                on_event(f"App: {self.url}  (sign in with a user of {self.home / 'users.yaml'})")
+                on_event("Scheduler and app running; press Ctrl-C to stop.")
+                return
+            if time.monotonic() > deadline:
+                self.fail(f"the app did not answer on {self.url} within {_APP_START_S:.0f} s")
+                return
+            time.sleep(0.2)
+
+    def app_exited(self) -> bool:
+        """Whether the app was started and has exited."""
+        return self._app is not None and self._app.poll() is not None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopped
+
+    def fail(self, reason: str) -> None:
+        """Record why serving failed (the first reason wins) and print it."""
+        if self.error is None:
+            self.error = reason
+            typer.echo(f"error: {reason}", err=True)
+
+    def stop(self, *, on_event: Callable[[str], None]) -> None:
+        """Stop the app (SIGTERM, then SIGKILL after 10 s) and the scheduler (after its run in progress)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            app_proc, scheduler = self._app, self._scheduler
+        if app_proc is not None:
+            if app_proc.poll() is None:
+                app_proc.terminate()
+            try:
+                app_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                app_proc.kill()
+                app_proc.wait()
+        if scheduler is not None and scheduler.running:
+            on_event("Stopping the scheduler: waiting for the run in progress, if any.")
+            scheduler.shutdown(wait=True)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (loopback only)
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _on_simulators_ready(home: Path, extract: bool, services: _AppServices | None = None) -> None:
     typer.echo("Simulators are up and answering; press Ctrl-C to stop them.")
+    if extract or services is not None:
+        threading.Thread(target=_extract_then_app, args=(home, extract, services), name="extract",
+                         daemon=True).start()  # fmt: skip
+
+
+def _extract_then_app(home: Path, extract: bool, services: _AppServices | None) -> None:
+    """Run the pipeline once (with --extract), then start the scheduler and app (with --app)."""
     if extract:
-        threading.Thread(target=_extract_and_report, args=(home,), name="extract", daemon=True).start()
+        _extract_and_report(home, with_app=services is not None)
+    if services is None:
+        return
+    services.start(on_event=typer.echo, stopping=lambda: services.stopped)
+    while not services.stopped and services.error is None and not services.app_exited():
+        time.sleep(0.5)
+    if services.error is None:
+        # A Ctrl-C reaches the app too: give the simulators the time to stop, and demo_serve to stop us.
+        deadline = time.monotonic() + _GRACE_S
+        while not services.stopped and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if services.stopped:
+            return
+        services.fail("the app stopped on its own")
+    if not services.stopped:
+        os.kill(os.getpid(), signal.SIGTERM)  # stop the simulators; demo_serve then stops the rest
 
 
-def _extract_and_report(home: Path) -> None:
+def _extract_and_report(home: Path, *, with_app: bool = False) -> None:
     from checks.report import print_checks
     from checks.spec import SuiteError
     from extractors.config import ConfigError
@@ -327,7 +564,8 @@ def _extract_and_report(home: Path) -> None:
     print_checks(result.checks)
     print_reconciliation(result.reconciliation)
     typer.echo(f"Warehouse: {home / 'warehouse.duckdb'} (open it read-only with DuckDB).")
-    typer.echo("Ctrl-C stops the simulators.")
+    if not with_app:
+        typer.echo("Ctrl-C stops the simulators.")
 
 
 _VENDOR = {"hubspot": "HubSpot CRM v3", "harvest": "Harvest v2", "odoo": "Odoo JSON-RPC and JSON-2"}

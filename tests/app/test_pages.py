@@ -1,0 +1,201 @@
+"""The app headless (streamlit.testing.v1.AppTest) on a demo home: sign-in, every page, legal-entity scope.
+
+Each role signs in through the form and opens every page, which must render without an exception
+or an error message. A user limited to the UK sees no other legal entity anywhere: not in a table,
+not in a chart, not in the sidebar's choices, and not in the exports and the evidence pack (built
+outside the page, on click, so they are checked through the functions the page calls).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from data import evidence, queries
+from data.warehouse import connect
+from tests.app.conftest import PASSWORD, REPO, ROLES
+
+PAGES = (
+    "pages/exceptions.py",
+    "pages/unbilled.py",
+    "pages/overview.py",
+    "pages/pipeline_health.py",
+    "pages/data_quality.py",
+    "pages/trace.py",
+)
+ENTITIES = {"US", "UK", "DE"}  # the demo firm's legal entities
+TIMEOUT_S = 60
+
+
+class _NoLegacyPagesDir(type(Path())):  # type: ignore[misc]
+    """A path for which a folder named ``pages`` does not exist (see :func:`home`)."""
+
+    def exists(self, *args: Any, **kwargs: Any) -> bool:
+        return self.name != "pages" and super().exists(*args, **kwargs)
+
+
+@pytest.fixture
+def home(app_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``app_home`` as the app's home (``TIEOUT_HOME``), with Streamlit's caches empty.
+
+    A ``pages/`` folder beside app.py puts Streamlit in its legacy multipage mode until a script
+    calls ``st.navigation``; a live server leaves it at its first run, but AppTest re-enters it on
+    every run and then runs the chosen page without app.py (no sidebar, no sign-in gate). Hiding
+    the folder from that one check gives AppTest the live server's behaviour.
+    """
+    from streamlit.runtime import pages_manager
+
+    monkeypatch.setattr(pages_manager, "Path", _NoLegacyPagesDir)
+    monkeypatch.setenv("TIEOUT_HOME", str(app_home))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield app_home
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _submit(at: AppTest, name: str, password: str) -> AppTest:
+    at.text_input(key="sign_in_user").input(name)
+    at.text_input(key="sign_in_password").input(password)
+    next(b for b in at.button if b.label == "Sign in").click()
+    return at.run()
+
+
+def _signed_in(name: str) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT_S).run()
+    _submit(at, name, PASSWORD)
+    assert not at.exception, at.exception
+    assert at.session_state["signed_in_user"] == name
+    return at
+
+
+def _problems(at: AppTest) -> list[str]:
+    return [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _entities_shown(at: AppTest) -> set[str]:
+    """The legal entities in the page's tables (columns ``legal_entity*``) and charts' traces."""
+    seen: set[str] = set()
+    for df in at.dataframe:
+        frame = df.value
+        for column in (c for c in frame.columns if str(c).startswith("legal_entity")):
+            seen |= {str(v) for v in frame[column].dropna()}
+    for chart in at.get("plotly_chart"):
+        traces = json.loads(chart.proto.spec).get("data", [])
+        seen |= {s for s in _strings(traces) if s in ENTITIES}
+    return seen
+
+
+def test_sign_in_refuses_a_wrong_password_then_opens_the_app(home: Path) -> None:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT_S).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Tieout"]  # the sign-in page only
+    _submit(at, "finance", "not the password")
+    assert [e.value for e in at.error] == ["Unknown user or wrong password."]
+    assert "signed_in_user" not in at.session_state
+    _submit(at, "nobody", PASSWORD)
+    assert [e.value for e in at.error] == ["Unknown user or wrong password."]
+    _submit(at, "finance", PASSWORD)
+    assert not _problems(at)
+    assert at.session_state["signed_in_user"] == "finance"
+    assert "Exceptions" in [t.value for t in at.title]  # the default page
+    assert any("Signed in as Fiona Finance (finance)" in c.value for c in at.sidebar.caption)
+    next(b for b in at.sidebar.button if b.label == "Sign out").click()
+    at.run()
+    assert "signed_in_user" not in at.session_state
+    assert at.text_input(key="sign_in_user") is not None
+
+
+@pytest.mark.parametrize("user", list(ROLES))
+def test_every_page_renders_for_every_role_within_its_legal_entities(home: Path, user: str) -> None:
+    at = _signed_in(user)
+    allowed = ROLES[user]
+    choices = set(at.sidebar.multiselect[0].options)
+    assert choices == (set(allowed) if allowed else ENTITIES)
+    seen: dict[str, set[str]] = {}
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not _problems(at), (user, page, _problems(at))
+        assert at.title, (user, page, "no title")
+        seen[page] = _entities_shown(at)
+    shown = set().union(*seen.values())
+    if allowed:
+        assert shown == set(allowed), seen  # never another entity, and the check saw rows
+    else:
+        assert shown >= {"US", "UK"}, seen
+
+
+def test_the_sidebar_entity_filter_scopes_every_page(home: Path) -> None:
+    at = _signed_in("admin")
+    at.sidebar.multiselect[0].select("DE").run()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not _problems(at), (page, _problems(at))
+        assert _entities_shown(at) <= {"DE"}, page
+
+
+@pytest.mark.parametrize(("user", "customer", "found"), [
+    ("finance_uk", "Quartz Telecom", False),  # a DE customer
+    ("finance_uk", "Alder Textiles", True),  # a UK customer
+    ("admin", "Quartz Telecom", True),
+])  # fmt: skip
+def test_trace_finds_only_the_users_legal_entities(home: Path, user: str, customer: str, found: bool) -> None:
+    at = _signed_in(user)
+    at.switch_page("pages/trace.py").run()
+    at.text_input(key="trace_search").input(customer).run()
+    assert not _problems(at), _problems(at)
+    headers = [h.value for h in at.subheader]
+    if found:
+        assert "Customer across the systems" in headers, headers
+        assert not at.warning
+    else:
+        assert "Customer across the systems" not in headers, headers
+        assert any("Nothing in your legal entities matches" in w.value for w in at.warning)
+
+
+def _queue_entities(data: bytes, fmt: str) -> set[str]:
+    read = pd.read_csv if fmt == "csv" else pd.read_excel
+    frame = read(io.BytesIO(data), dtype=str)
+    assert len(frame) > 0
+    return {str(v) for v in frame["legal_entity_id"]}
+
+
+def test_exports_and_the_evidence_pack_hold_only_the_users_legal_entities(home: Path) -> None:
+    con = connect(home)
+    try:
+        for fmt in evidence.EXPORT_FORMATS:
+            uk = evidence.queue_file(con, queries.QueueFilter(legal_entities=("UK",)), fmt=fmt)
+            assert _queue_entities(uk, fmt) == {"UK"}
+            every = evidence.queue_file(con, queries.QueueFilter(), fmt=fmt)
+            assert _queue_entities(every, fmt) >= {"US", "UK"}
+        periods = queries.billing_periods(con)
+        packs = {}
+        for period in periods[:3]:
+            pack = evidence.evidence_pack(con, home, period, ("UK",), None, None)
+            with zipfile.ZipFile(io.BytesIO(pack)) as zf:
+                breaks = pd.read_csv(io.BytesIO(zf.read("breaks.csv")), dtype=str)
+            packs[period] = set(breaks["legal_entity_id"])
+        assert any(packs.values()), packs  # some period has UK breaks
+        assert all(seen <= {"UK"} for seen in packs.values()), packs
+    finally:
+        con.close()
