@@ -36,14 +36,14 @@ from checks.entities import entity_lookup
 from checks.snapshot import Finding, freshness, previous_snapshot, quarantined, schema_drift, volume
 from checks.spec import DEFAULT_SUITES, Suite, Volume, load_suites
 from checks.validate import ExpectationOutcome, validate_snapshot
-from data.breaks import BREAK_COLUMNS, CHECK_RESULT_COLUMNS, BreakStore, empty_select
+from data.breaks import CHECK_RESULT_COLUMNS, PARQUET, BreakStore
 from data.canonical import CANONICAL
 from data.lake import Lake, SnapshotEntry
 from data.lock import PipelineLock
 from data.sql import sql_literal
 from data.warehouse import ensure_warehouse
 from extractors.config import ConfigError, SourcesConfig, load_sources
-from reconcile.identity import BREAK_ID_SQL, ledger_sql, prev_ledger_sql, ran_sql, seen_sql
+from reconcile.identity import BREAK_ID_SQL, ran_sql, write_breaks
 from reconcile.rules import load_rules
 from reconcile.run import rules_path
 from reconcile.valuation import fx_join, fx_relation, valuation_columns
@@ -57,7 +57,6 @@ WORKERS = min(2, os.cpu_count() or 1)
 #: Most failing records reported one by one per expectation and snapshot.
 MAX_RECORD_BREAKS = 1000
 _SAMPLE_IDS = 20
-_PARQUET = "(FORMAT parquet, COMPRESSION zstd)"
 # a result's or break's snapshot, ``system/object``, as the run's ``checked`` list names it
 _UNIT = "{system} || '/' || object"
 # context columns of a break, per object: break column -> canonical column
@@ -355,35 +354,14 @@ def _write_breaks(
         "NULL::VARCHAR AS currency, NULL::DATE AS age_date, NULL::VARCHAR AS suggestions "
         "FROM (SELECT DISTINCT * FROM _dq_raw) AS r"
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _prev_ledger AS "
-        + prev_ledger_sql(prev_dir / "ledger.parquet" if prev_dir else None)
-    )
-    prev_breaks = (
-        f"read_parquet({sql_literal(str(prev_dir / 'breaks.parquet'))})" if prev_dir
-        else f"({empty_select(BREAK_COLUMNS)})"
-    )  # fmt: skip
     business_date = sources.business_date or started.date()
     valued = valuation_columns(
         settings, sources.reporting_currency, business_date=business_date, moment=started
     )
-    names = [c for c, _, _ in BREAK_COLUMNS]
-    computed = {"amount_at_risk", "reporting_currency", "severity", "age_days", "aging_bucket"}
-    plain = ", ".join(f"b.{c}" for c in names if c not in computed and c not in ("last_seen", "run_id"))
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _breaks AS SELECT {', '.join(names)} FROM ("
-        f"SELECT {plain}, {valued}, {now} AS last_seen, '{run_id}' AS run_id FROM ({seen_sql(now)}) AS b "
-        # data-quality breaks carry no amount, so no FX rate is ever needed
-        f"{fx_join(fx_relation(settings.model_copy(update={'fx_rates': None}), home), business_date)}) "
-        f"UNION ALL BY NAME SELECT * FROM {prev_breaks} WHERE NOT {ran}"
-    )
-    con.execute(
-        f"COPY (SELECT * FROM _breaks ORDER BY rule_id, break_type, match_key) "
-        f"TO {sql_literal(str(staged / 'breaks.parquet'))} {_PARQUET}"
-    )
-    con.execute(f"COPY ({ledger_sql(now, ran)}) TO {sql_literal(str(staged / 'ledger.parquet'))} {_PARQUET}")
-    row = con.execute("SELECT count(*) FROM _breaks").fetchone()
-    return int(row[0]) if row else 0
+    # data-quality breaks carry no amount, so no FX rate is ever needed
+    fx = fx_join(fx_relation(settings.model_copy(update={"fx_rates": None}), home), business_date)
+    return write_breaks(con, prev_dir=prev_dir, ran=ran, carry=f"NOT {ran}", valued=valued, fx=fx, now=now,
+                        run_id=run_id, staged=staged)  # fmt: skip
 
 
 def _write_results(
@@ -407,5 +385,5 @@ def _write_results(
         )
     con.execute(
         f"COPY (SELECT * FROM _results{carried} ORDER BY system, object, rule_id) "
-        f"TO {sql_literal(str(staged / 'results.parquet'))} {_PARQUET}"
+        f"TO {sql_literal(str(staged / 'results.parquet'))} {PARQUET}"
     )

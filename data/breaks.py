@@ -29,6 +29,7 @@ __all__ = [
     "CATEGORIES",
     "CHECK_RESULT_COLUMNS",
     "LEDGER_COLUMNS",
+    "PARQUET",
     "RULE_RUN_COLUMNS",
     "BreakStore",
     "break_views",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 CATEGORIES = ("reconciliation", "data_quality")
+#: COPY options of every file of a break run.
+PARQUET = "(FORMAT parquet, COMPRESSION zstd)"
 
 #: The ``breaks`` view: (name, DuckDB type, meaning).
 BREAK_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -14,11 +14,19 @@ from pathlib import Path
 
 import duckdb
 
-from data.breaks import LEDGER_COLUMNS, empty_select
+from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, PARQUET, empty_select
 from data.sql import sql_literal
 from reconcile.compile import RAW_BREAKS
 
-__all__ = ["BREAK_ID_SQL", "found_table", "ledger_sql", "prev_ledger_sql", "ran_sql", "seen_sql"]
+__all__ = [
+    "BREAK_ID_SQL",
+    "found_table",
+    "ledger_sql",
+    "prev_ledger_sql",
+    "ran_sql",
+    "seen_sql",
+    "write_breaks",
+]
 
 BREAK_ID_SQL = "substr(md5(concat_ws(chr(31), rule_id, break_type, coalesce(field, ''), match_key)), 1, 20)"
 
@@ -90,3 +98,39 @@ def prev_ledger_sql(path: Path | None) -> str:
     names = ", ".join(c for c, _, _ in LEDGER_COLUMNS)
     stored = f"SELECT * FROM read_parquet({sql_literal(str(path))})"
     return f"SELECT {names} FROM ({empty} UNION ALL BY NAME {stored})"
+
+
+def write_breaks(
+    con: duckdb.DuckDBPyConnection, *, prev_dir: Path | None, ran: str, carry: str, valued: str, fx: str,
+    now: str, run_id: str, staged: Path,
+) -> int:  # fmt: skip
+    """Write ``breaks.parquet`` and ``ledger.parquet`` of a run into ``staged``; return its break count.
+
+    Reads ``_found`` (this run's breaks with ``break_id``, ``category``, object, systems and
+    ``fixed_severity``), the previous run's files in ``prev_dir`` (None: first run), the SQL
+    conditions ``ran`` (ledger rows the run could find again) and ``carry`` (previous breaks it
+    keeps unchanged), the valuation SELECT list ``valued`` and its FX join ``fx``
+    (:mod:`reconcile.valuation`), and ``now``, the run's moment as a SQL literal.
+    """
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _prev_ledger AS "
+        + prev_ledger_sql(prev_dir / "ledger.parquet" if prev_dir else None)
+    )
+    prev_breaks = (
+        f"read_parquet({sql_literal(str(prev_dir / 'breaks.parquet'))})" if prev_dir
+        else f"({empty_select(BREAK_COLUMNS)})"
+    )  # fmt: skip
+    names = [c for c, _, _ in BREAK_COLUMNS]
+    computed = {"amount_at_risk", "reporting_currency", "severity", "age_days", "aging_bucket"}
+    plain = ", ".join(f"b.{c}" for c in names if c not in computed and c not in ("last_seen", "run_id"))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _breaks AS SELECT {', '.join(names)} FROM ("
+        f"SELECT {plain}, {valued}, {now} AS last_seen, '{run_id}' AS run_id FROM ({seen_sql(now)}) AS b "
+        f"{fx}) UNION ALL BY NAME SELECT * FROM {prev_breaks} WHERE {carry}"
+    )
+    con.execute(
+        f"COPY (SELECT * FROM _breaks ORDER BY rule_id, break_type, match_key) "
+        f"TO {sql_literal(str(staged / 'breaks.parquet'))} {PARQUET}"
+    )
+    con.execute(f"COPY ({ledger_sql(now, ran)}) TO {sql_literal(str(staged / 'ledger.parquet'))} {PARQUET}")
+    return int(con.execute("SELECT count(*) FROM _breaks").fetchall()[0][0])

@@ -24,14 +24,14 @@ from typing import Any
 
 import duckdb
 
-from data.breaks import BREAK_COLUMNS, RULE_RUN_COLUMNS, BreakStore, empty_select
+from data.breaks import PARQUET, RULE_RUN_COLUMNS, BreakStore
 from data.lock import PipelineLock
 from data.sql import sql_literal
 from data.warehouse import ensure_warehouse
 from extractors.config import SourcesConfig, load_sources
 from reconcile.compile import Relations
 from reconcile.engine import RuleResult, prepare_connection, run_rule
-from reconcile.identity import found_table, ledger_sql, prev_ledger_sql, ran_sql, seen_sql
+from reconcile.identity import found_table, ran_sql, write_breaks
 from reconcile.inputs import Inputs, crosswalk_relation, select_inputs
 from reconcile.rules import ReconciliationRule, RuleSet, load_rules
 from reconcile.suggest import add_suggestions
@@ -42,7 +42,6 @@ __all__ = ["DEFAULT_RULES", "ReconciliationRun", "load_home_rules", "reconcile",
 
 #: The starter catalogue, used when the home folder has no ``rules.yaml``.
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
-_PARQUET = "(FORMAT parquet, COMPRESSION zstd)"
 
 
 @dataclass(frozen=True)
@@ -194,37 +193,15 @@ def _write_breaks(
     )
     con.executemany("INSERT INTO _rules VALUES (?, ?, ?, ?, ?)", meta)
     prev_dir = store.run_dir(previous["run_id"]) if previous else None
-    prev_breaks = (
-        f"read_parquet({sql_literal(str(prev_dir / 'breaks.parquet'))})" if prev_dir
-        else f"({empty_select(BREAK_COLUMNS)})"
-    )  # fmt: skip
-    carried_list = ", ".join(sql_literal(r) for r in sorted(carried)) or "NULL"
-    now = f"TIMESTAMPTZ '{started.isoformat()}'"
     found_table(con)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _prev_ledger AS "
-        + prev_ledger_sql(prev_dir / "ledger.parquet" if prev_dir else None)
-    )
     valued = valuation_columns(ruleset.settings, sources.reporting_currency, business_date=business_date,
                                moment=moment)  # fmt: skip
-    names = [c for c, _, _ in BREAK_COLUMNS]
-    computed = {"amount_at_risk", "reporting_currency", "severity", "age_days", "aging_bucket"}
-    plain = ", ".join(f"b.{c}" for c in names if c not in computed and c not in ("last_seen", "run_id"))
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _breaks AS SELECT {', '.join(names)} FROM ("
-        f"SELECT {plain}, {valued}, {now} AS last_seen, '{run_id}' AS run_id FROM ("
-        f"{seen_sql(now)}) AS b "
-        f"{fx_join(fx_relation(ruleset.settings, home), business_date)}) "
-        f"UNION ALL BY NAME SELECT * FROM {prev_breaks} WHERE rule_id IN ({carried_list})"
-    )
-    con.execute(
-        f"COPY (SELECT * FROM _breaks ORDER BY rule_id, break_type, match_key) "
-        f"TO {sql_literal(str(staged / 'breaks.parquet'))} {_PARQUET}"
-    )
-    ledger = ledger_sql(now, ran_sql("rule_id", sorted(fresh)))
-    con.execute(f"COPY ({ledger}) TO {sql_literal(str(staged / 'ledger.parquet'))} {_PARQUET}")
-    row = con.execute("SELECT count(*) FROM _breaks").fetchone()
-    return int(row[0]) if row else 0
+    fx = fx_join(fx_relation(ruleset.settings, home), business_date)
+    return write_breaks(
+        con, prev_dir=prev_dir, ran=ran_sql("rule_id", sorted(fresh)),
+        carry=ran_sql("rule_id", sorted(carried)), valued=valued, fx=fx,
+        now=f"TIMESTAMPTZ '{started.isoformat()}'", run_id=run_id, staged=staged,
+    )  # fmt: skip
 
 
 def _write_rule_runs(
@@ -243,4 +220,4 @@ def _write_rule_runs(
             for r in results
         ],
     )  # fmt: skip
-    con.execute(f"COPY _rule_runs TO {sql_literal(str(staged / 'rules.parquet'))} {_PARQUET}")
+    con.execute(f"COPY _rule_runs TO {sql_literal(str(staged / 'rules.parquet'))} {PARQUET}")
