@@ -36,6 +36,7 @@ __all__ = [
     "legal_entities",
     "PERIOD_KEY",
     "cached",
+    "data_docs_download",
     "current_user",
     "guarded",
     "home",
@@ -186,3 +187,22 @@ def legal_entities() -> list[str]:
 def billing_periods() -> list[str]:
     """Every billing period in the warehouse, latest first (cached)."""
     return cached(queries.billing_periods)()
+
+
+def data_docs_download(key: str) -> bool:
+    """A download button for the latest check run's GX Data Docs (zip); False when there are none yet."""
+    from data import operations
+
+    if not operations.data_docs_index(home()).exists():
+        return False
+    st.download_button(
+        "Download the GX Data Docs (zip)",
+        data=lambda: operations.data_docs_zip(home()),
+        file_name="data_docs.zip",
+        mime="application/zip",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+        help="Unzip and open data_docs/index.html in a browser.",
+    )
+    return True

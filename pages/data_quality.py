@@ -42,20 +42,10 @@ def _filters() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]
 
 def _data_docs() -> None:
     index = operations.data_docs_index(shared.home())
-    if not index.exists():
+    if shared.data_docs_download("dq_docs"):
+        st.caption(f"GX Data Docs of the latest check run: `{index}` on the Tieout server.")
+    else:
         st.caption("No GX Data Docs yet: they are built by each check run (`tieout check` or `tieout run`).")
-        return
-    st.caption(f"GX Data Docs of the latest check run: `{index}` on the Tieout server.")
-    st.download_button(
-        "Download the Data Docs (zip)",
-        data=lambda: operations.data_docs_zip(shared.home()),
-        file_name="data_docs.zip",
-        mime="application/zip",
-        key="dq_docs",
-        icon=":material/download:",
-        on_click="ignore",
-        help="Unzip and open data_docs/index.html in a browser.",
-    )
 
 
 def render() -> None:

@@ -107,16 +107,7 @@ def _quality() -> None:
     st.caption(f"{failed} failing check(s) of {int(summary['checks'].sum())} in the latest check run.")
     st.dataframe(summary, hide_index=True, key="health_checks", column_config={"checked_at": _TIME})
     st.page_link("pages/data_quality.py", label="Data-quality details", icon=":material/fact_check:")
-    if operations.data_docs_index(shared.home()).exists():
-        st.download_button(
-            "Download the GX Data Docs (zip)",
-            data=lambda: operations.data_docs_zip(shared.home()),
-            file_name="data_docs.zip",
-            mime="application/zip",
-            key="health_docs",
-            on_click="ignore",
-            help="Unzip and open data_docs/index.html in a browser.",
-        )
+    shared.data_docs_download("health_docs")
 
 
 def render() -> None:
