@@ -62,6 +62,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.children import run_child
 from bench.ingest_files import HARVEST_FIELDS, large_demo
 
 if TYPE_CHECKING:
@@ -455,23 +456,6 @@ def run_candidate(name: str, folder: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the parent
 
 
-def run_child(name: str, folder: Path) -> dict[str, Any]:
-    """Run candidate ``name`` in a child process; return its figures (``error`` set when it failed)."""
-    started = time.perf_counter()
-    try:
-        done = subprocess.run([sys.executable, "-c", CHILD, name, str(folder)], cwd=ROOT, capture_output=True,
-                              text=True, timeout=CHILD_TIMEOUT_S)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
-    wall_s = time.perf_counter() - started
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        return {"error": f"exit {done.returncode}: {lines[-1] if lines else '(no message)'}"}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_s"] = wall_s
-    return result
-
-
 def compare(runs: dict[str, list[dict[str, Any]]], expected: dict[str, Any]) -> tuple[list[str], bool, bool]:
     """Print the failing ids per rule of ``gx``, ``duckdb-sql`` and the generator.
 
@@ -548,7 +532,7 @@ def main() -> None:
     names = list(CANDIDATES)
     for r in range(ROUNDS):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            res = run_child(name, folder)
+            res = run_child(CHILD, name, folder, CHILD_TIMEOUT_S)
             runs[name].append(res)
             shown = res.get("error") or (
                 f"{res['seconds']:7.2f} s (child wall {res['wall_s']:6.1f} s), ru_maxrss "

@@ -83,6 +83,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench.children import run_child
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".bench" / "reconcile"
 SIZES = (1_000_000, 10_000_000)
@@ -432,8 +434,8 @@ def _tieout(folder: Path) -> dict[str, Any]:
     import duckdb
 
     from data.sql import sql_literal
-    from reconcile.compile import Relations
-    from reconcile.engine import RAW_BREAKS, prepare_connection, run_rule
+    from reconcile.compile import RAW_BREAKS, Relations
+    from reconcile.engine import prepare_connection, run_rule
     from reconcile.rules import Crosswalk
 
     files = {"psa": folder / "source.parquet", "erp": folder / "target.parquet"}
@@ -663,23 +665,6 @@ def run_candidate(name: str, folder: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the parent
 
 
-def run_child(name: str, folder: Path) -> dict[str, Any]:
-    """Run candidate ``name`` in a child process; return its figures (``error`` set when it failed)."""
-    started = time.perf_counter()
-    try:
-        done = subprocess.run([sys.executable, "-c", CHILD, name, str(folder)], cwd=ROOT, capture_output=True,
-                              text=True, timeout=CHILD_TIMEOUT_S)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
-    wall_s = time.perf_counter() - started
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        return {"error": f"exit {done.returncode}: {lines[-1] if lines else '(no message)'}"}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_s"] = wall_s
-    return result
-
-
 def skipped(n: int, names: list[str], measured: dict[tuple[str, int], dict[str, Any]]) -> dict[str, str]:
     """The datacompy variants to skip at size ``n`` and why, from what the next smaller size measured."""
     skip = {}
@@ -752,7 +737,7 @@ def run_size(n: int, names: list[str], measured: dict[tuple[str, int], dict[str,
             done = runs[name]
             if done and ("error" in done[-1] or done[-1]["seconds"] > SLOW_S):
                 continue  # failed, or too slow to repeat
-            res = run_child(name, folder)
+            res = run_child(CHILD, name, folder, CHILD_TIMEOUT_S)
             done.append(res)
             shown = res.get("error") or (
                 f"{res['seconds']:7.2f} s (child wall {res['wall_s']:6.1f} s), ru_maxrss "
