@@ -37,6 +37,7 @@ __all__ = [
     "PERIOD_KEY",
     "cached",
     "data_docs_download",
+    "freshness_sla",
     "current_user",
     "guarded",
     "home",
@@ -206,3 +207,14 @@ def data_docs_download(key: str) -> bool:
         help="Unzip and open data_docs/index.html in a browser.",
     )
     return True
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def freshness_sla() -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """Each system's freshness SLA (minutes) and its objects, from ``HOME/sources.yaml`` (cached)."""
+    from extractors.config import load_sources
+
+    systems = load_sources(home() / "sources.yaml").systems
+    return {s: c.freshness_sla_minutes for s, c in systems.items()}, {
+        s: tuple(c.objects) for s, c in systems.items()
+    }

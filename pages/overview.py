@@ -18,7 +18,6 @@ import plotly.express as px
 import streamlit as st
 
 from data import kpis
-from extractors.config import load_sources
 from pages import _shared as shared
 
 _TILES = (
@@ -59,14 +58,6 @@ def _tile(slot: Any, name: str, frame: pd.DataFrame, *, shown: str | None = None
         delta_color="off" if flat else "normal" if d.higher_is_better else "inverse",
         help=f"{d.formula}.{compared}" + (" Firm-wide." if d.scope == "firm" else ""), border=True,
     )  # fmt: skip
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def _sources() -> tuple[dict[str, int], dict[str, list[str]]]:
-    """Each system's freshness SLA (minutes) and objects, from HOME/sources.yaml."""
-    systems = load_sources(shared.home() / "sources.yaml").systems
-    sla = {s: c.freshness_sla_minutes for s, c in systems.items()}
-    return sla, {s: list(c.objects) for s, c in systems.items()}
 
 
 def _entity(frame: pd.DataFrame) -> pd.DataFrame:
@@ -135,7 +126,7 @@ def render() -> None:
     }  # fmt: skip
     frames = {fn: shared.cached(getattr(kpis, fn))(legal_entities=scope, **kw) for fn, kw in calls.items()}
     frames["sync_failure_rate"] = kpis.sync_failure_rate(shared._engine(), period=month)
-    sla, objects = _sources()
+    sla, objects = shared.freshness_sla()
     fresh = shared.cached(kpis.freshness_vs_sla)(sla_minutes=sla, now=now, objects=objects)
     frames["freshness_vs_sla"] = fresh
     within = f"{int(fresh['within_sla'].eq(True).sum())} of {len(fresh)} sources in SLA"

@@ -12,7 +12,6 @@ import streamlit as st
 
 from data import kpis, operations
 from data.lock import PipelineBusy
-from extractors.config import load_sources
 from pages import _shared as shared
 
 _LAUNCH = "health_launch"
@@ -64,13 +63,9 @@ def _status_panel() -> None:
 
 
 def _freshness() -> None:
-    config = load_sources(shared.home() / "sources.yaml")
+    sla, objects = shared.freshness_sla()
     now = datetime.now(UTC).replace(second=0, microsecond=0)  # cached per minute
-    fresh = shared.cached(kpis.freshness_vs_sla)(
-        sla_minutes={s: c.freshness_sla_minutes for s, c in config.systems.items()},
-        objects={s: tuple(c.objects) for s, c in config.systems.items()},
-        now=now,
-    )
+    fresh = shared.cached(kpis.freshness_vs_sla)(sla_minutes=sla, objects=objects, now=now)
     late = fresh[~fresh["within_sla"].fillna(False).astype(bool)]
     st.caption(f"{len(fresh) - len(late)} of {len(fresh)} sources within their SLA at {now:%H:%M} UTC.")
     st.dataframe(
