@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -207,10 +206,8 @@ def test_cli_check_exit_codes(home: Path) -> None:
     )
 
 
-def test_an_expectation_on_a_column_the_data_lacks_is_an_error_not_a_pass(home: Path) -> None:
+def test_nulls_do_not_fail_a_format_check(home: Path) -> None:
     extract(home)
-    con = duckdb.connect()
-    assert con.execute("SELECT 1").fetchone() == (1,)
     (home / "checks").mkdir()
     (home / "checks" / "customers.yaml").write_text(
         "object: customers\nexpect:\n  - {column: tax_id, matches: '^[A-Z]{2}'}\n"
