@@ -7,7 +7,6 @@ builds it once for the test modules it runs (``--dist loadfile`` keeps a module 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,22 +28,21 @@ ROLES = {"admin": None, "finance": None, "finance_uk": ("UK",), "pmo": None, "ex
 
 
 @pytest.fixture(scope="session")
-def app_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def app_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home holding the small demo firm's warehouse after one pipeline run, and users.yaml.
 
     Users: :data:`ROLES`, all with :data:`PASSWORD` (bcrypt cost 4, to keep sign-ins fast).
     """
     demo = tmp_path_factory.mktemp("app-demo")
     generate(demo, scale="small", seed=SEED, as_of=AS_OF, port_base=free_port_base())
-    mp = pytest.MonkeyPatch()
-    for key, value in credentials(demo).items():
-        mp.setenv(key, value)
-    try:
+    # The credentials stay in the environment only while this firm is served: a session-long
+    # setenv would hand them to every later test's simulators, which would then reject their own.
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in credentials(demo).items():
+            mp.setenv(key, value)
         with serving(demo):
             home = pipeline_home(demo, tmp_path_factory.mktemp("app-home"))
             run = run_pipeline(home)
-        assert all(r.status == "succeeded" for r in run.extractions)
-        (home / "users.yaml").write_text(yaml.safe_dump({"users": demo_users(PASSWORD, rounds=4)}))
-        yield home
-    finally:
-        mp.undo()
+    assert all(r.status == "succeeded" for r in run.extractions)
+    (home / "users.yaml").write_text(yaml.safe_dump({"users": demo_users(PASSWORD, rounds=4)}))
+    return home
