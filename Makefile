@@ -11,6 +11,8 @@ SCALE ?= default
 SEED ?= 7
 # Port of the app (Streamlit) that `make run` serves on 127.0.0.1.
 PORT ?= 8501
+# Port of the HubSpot simulator of the demo; Harvest and Odoo use the next two.
+SIM_PORT ?= 8711
 
 .PHONY: run test setup bench lint lock clean
 
@@ -27,7 +29,7 @@ $(VENV)/.installed: $(BIN)/uv requirements.txt requirements-dev.txt pyproject.to
 setup: $(VENV)/.installed
 
 run: setup
-	$(BIN)/tieout demo generate --scale $(SCALE) --seed $(SEED)
+	$(BIN)/tieout demo generate --scale $(SCALE) --seed $(SEED) --port-base $(SIM_PORT)
 	$(BIN)/tieout demo serve --extract --app --port $(PORT)
 
 test: setup

@@ -7,7 +7,10 @@ builds it once for the test modules it runs (``--dist loadfile`` keeps a module 
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,6 +24,8 @@ from tests.live import credentials, pipeline_home
 
 #: The repository root (app.py, pages/).
 REPO = Path(__file__).resolve().parents[2]
+#: Debian's chromium (never `playwright install`'s).
+CHROMIUM = Path("/usr/bin/chromium")
 #: The password of every demo user of ``app_home``.
 PASSWORD = "tie-out-demo-pw"
 #: Each demo user's legal entities (None: every one).
@@ -46,3 +51,27 @@ def app_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert all(r.status == "succeeded" for r in run.extractions)
     (home / "users.yaml").write_text(yaml.safe_dump({"users": demo_users(PASSWORD, rounds=4)}))
     return home
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium, installed by scripts/install-chromium if missing (else the test is skipped)."""
+    if not CHROMIUM.exists():
+        done = subprocess.run([str(REPO / "scripts" / "install-chromium")], capture_output=True, text=True)
+        if done.returncode != 0 or not CHROMIUM.exists():
+            pytest.skip(f"chromium is missing and cannot be installed here: {done.stderr.strip()}")
+    return CHROMIUM
+
+
+def launch(playwright: Any, chromium: Path) -> Any:
+    """Start headless ``chromium`` through Playwright (a Browser); flags for a container without GPU."""
+    return playwright.chromium.launch(
+        executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

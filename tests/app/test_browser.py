@@ -31,11 +31,10 @@ import sqlalchemy as sa
 
 from data import queries
 from data.warehouse import connect
-from tests.app.conftest import PASSWORD, REPO
+from tests.app.conftest import PASSWORD, REPO, free_port, launch
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts" / "app"
 README_SHOTS = REPO / "docs" / "screenshots"
 #: Screenshots (artifact name -> README name) copied to docs/screenshots with TIEOUT_README_SCREENSHOTS=1.
@@ -50,22 +49,6 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Path:
-    """Debian's chromium, installed by scripts/install-chromium if missing (else the test is skipped)."""
-    if not CHROMIUM.exists():
-        done = subprocess.run([str(REPO / "scripts" / "install-chromium")], capture_output=True, text=True)
-        if done.returncode != 0 or not CHROMIUM.exists():
-            pytest.skip(f"chromium is missing and cannot be installed here: {done.stderr.strip()}")
-    return CHROMIUM
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
 def served(app_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(app URL, app-state URL): `tieout serve` on ``app_home``, on a copy of its app state.
 
@@ -77,7 +60,7 @@ def served(app_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     state_url = f"sqlite:///{state}"
     env = {**os.environ, "TIEOUT_HOME": str(app_home), "TIEOUT_STATE_URL": state_url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(_free_port())], cwd=REPO, env=env,
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port())], cwd=REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -184,9 +167,7 @@ def test_finance_works_a_break_in_the_browser(
     finally:
         con.close()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        )
+        browser = launch(pw, chromium)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.set_default_timeout(WAIT_MS)
         try:
@@ -299,7 +280,7 @@ def test_serve_refuses_missing_users_and_a_taken_port(app_home: Path, tmp_path: 
     bare = tmp_path / "home"
     bare.mkdir()
     (bare / "sources.yaml").write_bytes((app_home / "sources.yaml").read_bytes())
-    result = runner.invoke(app, ["serve", "--home", str(bare), "--port", str(_free_port())])
+    result = runner.invoke(app, ["serve", "--home", str(bare), "--port", str(free_port())])
     assert result.exit_code == 2 and "users.yaml: not found" in result.output, result.output
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
