@@ -23,6 +23,7 @@ Views (``data/README.md`` documents every column):
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -69,8 +70,8 @@ def ensure_warehouse(home: Path) -> Path:
     built_for = (VIEWS_VERSION, str(lake.root), f"{_current_key(entries)} | breaks {break_key}")
     if path.exists() and _built_for(path) == built_for:
         return path
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    # Unique per builder: the scheduler's run and the app's reader may rebuild in one process at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     con = duckdb.connect(str(tmp))
     try:
         for sql in [*view_statements(lake, entries), *break_stmts]:
@@ -80,9 +81,13 @@ def ensure_warehouse(home: Path) -> Path:
             list(built_for),
         )
         con.execute("CHECKPOINT")
-    finally:
         con.close()
-    os.replace(tmp, path)
+        os.replace(tmp, path)
+    except BaseException:
+        con.close()
+        for left in (tmp, tmp.with_name(tmp.name + ".wal")):
+            left.unlink(missing_ok=True)
+        raise
     return path
 
 

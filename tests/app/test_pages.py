@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from data import evidence, queries
 from data.warehouse import connect
+from reconcile.run import reconcile
 from tests.app.conftest import PASSWORD, REPO, ROLES
 
 PAGES = (
@@ -199,3 +202,53 @@ def test_exports_and_the_evidence_pack_hold_only_the_users_legal_entities(home: 
         assert all(seen <= {"UK"} for seen in packs.values()), packs
     finally:
         con.close()
+
+
+def test_pages_keep_working_while_the_pipeline_publishes(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconciliation runs publish (new break files, a new warehouse file renamed over the old one)
+    while every page renders and the queue is queried: never an error, always one whole run."""
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)  # this test's publishes stay out of the other tests' home
+    monkeypatch.setenv("TIEOUT_HOME", str(copy))
+
+    def queue_total() -> int:
+        con = connect(copy)
+        try:
+            return queries.exception_queue(con, queries.QueueFilter(), page_size=1)[1]
+        finally:
+            con.close()
+
+    total = queue_total()
+    at = _signed_in("finance")
+    runs: list[str] = []
+    failures: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            runs.extend(reconcile(copy).run_id for _ in range(3))
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    rounds = 0
+    try:
+        while publisher.is_alive() or rounds < 2:
+            for page in PAGES:
+                at.switch_page(page).run()
+                assert not _problems(at), (page, _problems(at))
+                assert queue_total() == total  # the same snapshots: each run has the same breaks
+            rounds += 1
+    finally:
+        publisher.join()
+    assert failures == [] and len(set(runs)) == 3, (failures, runs)
+    con = connect(copy)
+    try:
+        latest = con.execute(
+            "SELECT DISTINCT run_id FROM breaks WHERE category = 'reconciliation'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert latest == [(runs[-1],)]
