@@ -141,6 +141,8 @@ INVOICES = CanonicalTable("invoices", "invoice_id", (
        required=True),
     _c("number", TEXT, "invoice number as printed"),
     _c("kind", TEXT, "`invoice` or `credit_note`"),
+    _c("reversed_invoice_id", TEXT, "for a credit note: the invoice it reverses, in the same system "
+       "(Odoo: `reversed_entry_id`)"),
     _c("customer_id", TEXT, "customer id in the same system"),
     _c("legal_entity_id", TEXT, "legal entity that issued it (Odoo: `company_id`)"),
     _c("issue_date", DATE, "invoice date"),

@@ -36,7 +36,7 @@ from data.sql import sql_literal
 __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
 #: Bump when a view definition changes, so existing warehouse files are rebuilt.
-VIEWS_VERSION = 5
+VIEWS_VERSION = 6
 
 
 def warehouse_path(home: Path) -> Path:

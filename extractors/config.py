@@ -18,13 +18,16 @@ Example (the demo writes one like it)::
           legal_entities: {"1": US}
 
 Secrets are never in the file: ``auth`` names the environment variables that hold them (the app
-may fill those from Streamlit secrets). A file that does not validate is refused with
-:class:`ConfigError` naming the file, the key path and what was expected.
+may fill those from Streamlit secrets). Other values may name environment variables too, as
+``${ODOO_URL}`` or ``${ODOO_DB:-odoo}`` (a default after ``:-``), so that one file serves every
+installation; an unset variable without a default is refused. A file that does not validate is
+refused with :class:`ConfigError` naming the file, the key path and what was expected.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -35,6 +38,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from extractors.mapping import Expr, Lookup, ObjectMapping
+from extractors.odoo_models import odoo_model
 
 __all__ = [
     "ConfigError",
@@ -171,20 +175,56 @@ class HarvestSystem(HttpSystem):
 
 
 class OdooAuth(_Strict):
-    """Odoo login and API key (or password), by environment variable name."""
+    """Odoo login and API key or password, by environment variable name.
 
-    user_env: str
-    api_key_env: str
+    The API key is used when its variable is set, else the password (JSON-RPC only: JSON-2 takes
+    an API key). ``user_env`` is the login, which JSON-RPC needs and JSON-2 does not.
+    """
+
+    user_env: str | None = None
+    api_key_env: str | None = None
+    password_env: str | None = None
+
+    @model_validator(mode="after")
+    def _some_secret(self) -> OdooAuth:
+        if self.api_key_env is None and self.password_env is None:
+            raise ValueError("name api_key_env or password_env (or both: the API key is used when set)")
+        return self
 
 
 class OdooSystem(HttpSystem):
-    """Odoo external JSON-RPC API: res.partner, project.project, account.analytic.line, account.move."""
+    """Odoo 17-19 over JSON-RPC (``/jsonrpc``) or Odoo 19's JSON-2 API (``/json/2``).
+
+    ``models`` picks the Odoo model an object is read from where there is a choice (projects:
+    ``project.project``, or ``crm.lead`` for an Odoo used as the CRM); ``domains`` replaces an
+    object's default search domain.
+    """
 
     connector: Literal["odoo"]
     database: str
+    protocol: Literal["jsonrpc", "json2"] = "jsonrpc"
     auth: OdooAuth
     page_size: Annotated[int, Field(gt=0, le=10_000)] = 1000
+    models: dict[ObjectName, str] = Field(default_factory=dict)
     domains: dict[ObjectName, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: dict[str, str]) -> dict[str, str]:
+        for obj, name in models.items():
+            try:
+                odoo_model(obj, name)
+            except KeyError as exc:
+                raise ValueError(str(exc.args[0])) from None
+        return models
+
+    @model_validator(mode="after")
+    def _protocol_auth(self) -> OdooSystem:
+        if self.protocol == "jsonrpc" and self.auth.user_env is None:
+            raise ValueError("auth.user_env: JSON-RPC logs in, so it needs the login's variable")
+        if self.protocol == "json2" and self.auth.api_key_env is None:
+            raise ValueError("auth.api_key_env: JSON-2 authenticates with an API key only")
+        return self
 
 
 class SqlSystem(_System):
@@ -281,9 +321,38 @@ def load_sources(path: Path) -> SourcesConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping with a 'systems' key, found {type(data).__name__}")
     try:
-        return SourcesConfig.model_validate({**data, "path": path})
+        return SourcesConfig.model_validate({**_interpolated(data, path, ""), "path": path})
     except ValidationError as exc:
         raise ConfigError(_explain(path, exc)) from None
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolated(value: Any, path: Path, where: str) -> Any:
+    """``value`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from the environment.
+
+    Raises:
+        ConfigError: a variable without a default is unset; names the file, key path and variable.
+    """
+    if isinstance(value, Mapping):
+        return {k: _interpolated(v, path, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolated(v, path, f"{where}.{i}") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def resolve(ref: re.Match[str]) -> str:
+        name, default = ref.group(1), ref.group(2)
+        found = os.environ.get(name) or default
+        if found is None:
+            raise ConfigError(
+                f"{path}: {where}: environment variable {name} is not set (the value is {value!r}); "
+                f"set {name} (HOME/.env is loaded too) or give a default as ${{{name}:-default}}."
+            )
+        return found
+
+    return _ENV_REF.sub(resolve, value)
 
 
 def _explain(path: Path, exc: ValidationError) -> str:

@@ -30,9 +30,10 @@ from demo.tables import (
 )
 from extractors.base import ConnectorContext
 from extractors.config import OdooSystem
-from extractors.errors import AuthFailed, ExtractorError
+from extractors.errors import AuthFailed, ExtractorError, SchemaDrift
 from extractors.mapping import Lookup
-from extractors.odoo import MAPPINGS, MODELS, OdooConnector
+from extractors.odoo import OdooConnector
+from extractors.odoo_models import MODELS, odoo_model
 from extractors.staging import RawSink
 from extractors.statuses import value_maps
 from extractors.transform import SnapshotCounts, build_snapshot
@@ -131,11 +132,17 @@ class Recorder(httpx.BaseTransport):
         body = json.loads(request.read())
         self.calls.append((request, body))
         response = self.inner.handle_request(request)
-        args = body["params"]["args"]
-        if self.hide and len(args) > 4 and args[4] == "fields_get":
+        json2 = request.url.path.startswith("/json/2/")
+        if json2:
+            method = request.url.path.rsplit("/", 1)[1]
+        else:
+            args = body["params"]["args"]
+            method = args[4] if len(args) > 4 else ""
+        if self.hide and method == "fields_get":
             payload = json.loads(response.read())
-            payload["result"] = {k: v for k, v in payload["result"].items() if k not in self.hide}
-            return httpx.Response(200, json=payload)
+            answer = payload if json2 else payload["result"]
+            shown = {k: v for k, v in answer.items() if k not in self.hide}
+            return httpx.Response(200, json=shown if json2 else {**payload, "result": shown})
         return response
 
     def methods(self, method: str) -> list[dict[str, Any]]:
@@ -189,7 +196,7 @@ def build(sink: RawSink, obj: str, staged: Path) -> tuple[SnapshotCounts, Path]:
             con,
             raw=raw,
             json_records=json_records,
-            mapping=MAPPINGS[obj],
+            mapping=odoo_model(obj).mapping,
             table=CANONICAL[obj],
             value_maps=value_maps({"legal_entities": LEGAL_ENTITIES}),
             lineage=LINEAGE,
@@ -436,6 +443,67 @@ def test_fields_a_stock_odoo_lacks_are_not_requested_and_map_to_null(
     ]
 
 
+def test_a_needed_field_the_server_lacks_is_schema_drift_before_any_read(
+    sim_transport: httpx.BaseTransport, credentials: None, tmp_path: Path
+) -> None:
+    recorder = Recorder(sim_transport, hide=frozenset({"timesheet_invoice_id", "x_harvest_id"}))
+    connector = make_connector(tmp_path, recorder)
+    with pytest.raises(SchemaDrift) as caught:
+        connector.extract("time_entries", RawSink(tmp_path / "raw"), since=None)
+    connector.close()
+
+    message = str(caught.value)
+    # The custom field is optional; the stock one is not, and is named with its model.
+    assert "account.analytic.line" in message and "timesheet_invoice_id" in message
+    assert "x_harvest_id" not in message and KEY not in message
+    assert recorder.methods("search_read") == []
+
+
+@pytest.mark.parametrize("obj", ["customers", "time_entries", "invoices"])
+def test_json2_reads_the_same_records_as_json_rpc(
+    sim_transport: httpx.BaseTransport, credentials: None, tmp_path: Path, obj: str
+) -> None:
+    rpc = make_connector(tmp_path / "rpc", sim_transport)
+    _, by_rpc = extract(rpc, obj, tmp_path / "rpc")
+    rpc.close()
+    recorder = Recorder(sim_transport)
+    json2 = make_connector(tmp_path / "json2", recorder, protocol="json2", page_size=50)
+    counts, by_json2 = extract(json2, obj, tmp_path / "json2")
+    json2.close()
+
+    assert counts.rows > 50  # more than one page
+    assert_same(by_json2, f"SELECT * FROM read_parquet('{by_rpc}')")
+    model = odoo_model(obj).name
+    paths = [r.url.path for r, _ in recorder.calls]
+    assert paths[0] == f"/json/2/{model}/fields_get" and set(paths[1:]) == {f"/json/2/{model}/search_read"}
+    for request, body in recorder.calls:
+        assert request.headers["Authorization"] == f"bearer {KEY}" and request.headers["X-Odoo-Database"] == DB
+        assert KEY not in json.dumps(body)
+    reads = [b for r, b in recorder.calls if r.url.path.endswith("/search_read")]
+    assert [b["offset"] for b in reads] == [50 * i for i in range(len(reads))]
+    assert all(b["limit"] == 50 and b["order"] == "id" and b["domain"] == odoo_model(obj).domain for b in reads)
+
+
+def test_the_password_serves_json_rpc_when_no_api_key_is_set(
+    sim_transport: httpx.BaseTransport, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(USER_ENV, LOGIN)
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.setenv("TIEOUT_TEST_ODOO_PASSWORD", KEY)  # the simulator takes the key as password
+    auth = {"user_env": USER_ENV, "api_key_env": KEY_ENV, "password_env": "TIEOUT_TEST_ODOO_PASSWORD"}
+    connector = make_connector(tmp_path, sim_transport, auth=auth)
+    counts, _ = extract(connector, "projects", tmp_path)
+    connector.close()
+    assert counts.rows > 0
+
+    with pytest.raises(ValueError, match="JSON-2 authenticates with an API key only"):
+        OdooSystem.model_validate({"connector": "odoo", "base_url": BASE_URL, "database": DB,
+                                   "protocol": "json2", "objects": ["projects"],
+                                   "auth": {"password_env": "TIEOUT_TEST_ODOO_PASSWORD"}})  # fmt: skip
+    with pytest.raises(ValueError, match="projects cannot be read from Odoo model 'sale.order'"):
+        make_connector(tmp_path, sim_transport, models={"projects": "sale.order"})
+
+
 def test_incremental_pull_returns_records_written_since(
     erp_demo: Path, sim_transport: httpx.BaseTransport, credentials: None, tmp_path: Path
 ) -> None:
@@ -530,10 +598,10 @@ def test_access_denied_on_a_call_is_auth_failed(credentials: None, tmp_path: Pat
 
 
 def test_mappings_read_only_requested_fields() -> None:
-    for obj, mapping in MAPPINGS.items():
-        exprs = [e.value if isinstance(e, Lookup) else e for e in mapping.fields.values()]
+    for model in (m for by_name in MODELS.values() for m in by_name.values()):
+        exprs = [e.value if isinstance(e, Lookup) else e for e in model.mapping.fields.values()]
         paths = {m for e in exprs for m in re.findall(r"\$\.([A-Za-z_][A-Za-z0-9_]*)", str(e))}
-        assert paths <= set(MODELS[obj].fields), (obj, paths - set(MODELS[obj].fields))
+        assert paths <= set(model.fields), (model.name, paths - set(model.fields))
 
 
 # --- the mappings over real Odoo 19 records ------------------------------------------------------
@@ -571,12 +639,12 @@ REAL_SPOTS: dict[str, dict[str, dict[str, Any]]] = {
 
 @pytest.mark.parametrize("obj", list(REAL_SPOTS))
 def test_real_odoo19_records_map_without_quarantine(obj: str, tmp_path: Path) -> None:
-    source = REAL / f"{MODELS[obj].name}.json"
+    source = REAL / f"{odoo_model(obj).name}.json"
     if not source.exists():
         pytest.skip(f"real Odoo 19 records not found at {source}")
     dump = json.loads(source.read_text(encoding="utf-8"), parse_float=Decimal)
     # What the connector would ask for: the wanted fields the server has.
-    fields = [f for f in MODELS[obj].fields if f in dump["fields_meta"]]
+    fields = [f for f in odoo_model(obj).fields if f in dump["fields_meta"]]
     records = [{f: r[f] for f in fields} for r in dump["records"]]
     if obj == "customers":  # the file holds every partner; the connector's domain selects these
         records = [r for r in records if r["is_company"] or r["customer_rank"] > 0]

@@ -1,0 +1,48 @@
+"""sources.yaml: values naming environment variables (``${VAR}``, ``${VAR:-default}``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from extractors.config import ConfigError, OdooSystem, load_sources
+
+ODOO = """
+systems:
+  erp:
+    connector: odoo
+    base_url: ${TIEOUT_TEST_URL}
+    database: ${TIEOUT_TEST_DB:-odoo}
+    auth: {user_env: ODOO_USER, api_key_env: ODOO_API_KEY}
+    objects: [invoices]
+    domains:
+      invoices: [[company_id, "=", "${TIEOUT_TEST_COMPANY:-1}"]]
+"""
+
+
+def test_values_are_read_from_the_environment_or_their_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(ODOO)
+    monkeypatch.setenv("TIEOUT_TEST_URL", "https://odoo.example.com/")
+    monkeypatch.delenv("TIEOUT_TEST_DB", raising=False)
+    monkeypatch.setenv("TIEOUT_TEST_COMPANY", "2")
+    system = load_sources(path).system("erp")
+    assert isinstance(system, OdooSystem)
+    assert (system.base_url, system.database) == ("https://odoo.example.com", "odoo")
+    assert system.domains["invoices"] == [["company_id", "=", "2"]]
+    assert system.auth.user_env == "ODOO_USER"  # auth names variables; they are never expanded
+
+
+def test_an_unset_variable_without_default_is_refused_with_file_key_and_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(ODOO)
+    monkeypatch.delenv("TIEOUT_TEST_URL", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_sources(path)
+    message = str(caught.value)
+    assert str(path) in message and "systems.erp.base_url" in message and "TIEOUT_TEST_URL is not set" in message
