@@ -143,12 +143,28 @@ def demo_serve(
         ),
     ] = False,
     port: Annotated[int, typer.Option(help="Port of the app (with --app).", min=1024, max=65535)] = 8501,
+    odoo_records: Annotated[
+        Path | None,
+        typer.Option(
+            "--odoo-records",
+            help="Folder of real Odoo records (<model>.json dumps) for the Odoo simulator to replay, at "
+            "the base_url port, database and credentials of the odoo system in HOME/sources.yaml. "
+            "HubSpot and Harvest are then served only if the home holds a generated demo firm.",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
 ) -> None:
     """Serve the demo firm through the HubSpot, Harvest and Odoo simulators until Ctrl-C.
 
+    With --odoo-records DIR, the Odoo simulator replays DIR's records instead of the firm's, where
+    and as whom the home's Odoo connector expects its Odoo (sources.yaml; the login and API key
+    from the variables its auth names, also read from HOME/.env).
     With --app, Ctrl-C (or SIGTERM) stops the simulators, the scheduler and the app together.
     Exit codes: 0 stopped by Ctrl-C or SIGTERM, 1 the app did not start or stopped on its own,
-    2 bad configuration (the demo firm, the faults file, sources.yaml or users.yaml) or --port in use.
+    2 bad configuration (the demo firm, the faults file, sources.yaml, users.yaml, the Odoo records
+    or their credentials) or --port in use.
     """
     from demo.faults import FaultFileError, load_faults
     from demo.serve import DemoConfigError, build_simulators, serve
@@ -160,11 +176,17 @@ def demo_serve(
     try:
         if services is not None:
             services.check()
-        sims = build_simulators(home, host=host, faults=load_faults(faults) if faults else {}, env=os.environ)
+        sims = build_simulators(
+            home,
+            host=host,
+            faults=load_faults(faults) if faults else {},
+            env=os.environ,
+            odoo_records=odoo_records,
+        )
         serve(
             sims,
             host=host,
-            on_ready=lambda s: typer.echo(f"{s.name:<8} {s.url}  ({_VENDOR[s.name]})"),
+            on_ready=lambda s: typer.echo(f"{s.name:<8} {s.url}  ({_vendor(s.name, s.note)})"),
             on_all_ready=lambda: _on_simulators_ready(home, extract, services),
         )
     except (DemoConfigError, FaultFileError, _ServeError) as exc:
@@ -569,6 +591,11 @@ def _extract_and_report(home: Path, *, with_app: bool = False) -> None:
 
 
 _VENDOR = {"hubspot": "HubSpot CRM v3", "harvest": "Harvest v2", "odoo": "Odoo JSON-RPC and JSON-2"}
+
+
+def _vendor(name: str, note: str) -> str:
+    """What a simulator's ready line says it is: the vendor API, and what it replays, if anything."""
+    return f"{_VENDOR[name]}; {note}" if note else _VENDOR[name]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Odoo 19.0 external API simulator (JSON-RPC and JSON-2) over the demo firm's ``erp`` tables.
+"""Odoo 19.0 external API simulator (JSON-RPC and JSON-2) over an :class:`demo.odoo_fields.OdooSource`.
+
+The source is the demo firm's ``erp`` tables (:func:`demo.odoo_fields.firm_source`) or a real
+Odoo's records replayed from a dump folder (:mod:`demo.odoo_replay`); both are served by the same
+dispatch, methods, domains, paging and faults below.
 
 Endpoints:
     ``POST /jsonrpc`` with ``{"jsonrpc": "2.0", "method": "call", "params": {"service", "method",
@@ -14,7 +18,7 @@ Endpoints:
     with 401 (bad key), 404 (unknown model or method), 422 (bad arguments, ``UserError``) or 500.
     ``GET /web/version``: ``{"version", "version_info"}``.
 
-Methods (models are those of :mod:`demo.odoo_fields`): ``search_read``, ``search``,
+Methods (models are the source's; any other model "doesn't exist"): ``search_read``, ``search``,
 ``search_count``, ``read``, ``fields_get`` and ``read_group`` (sum/min/max/avg/count over
 non-date group-bys). Domains and orders follow :mod:`demo.odoo_domain`; the default order is
 ``id``. Archived records (``active`` false) are hidden unless the domain mentions ``active`` or
@@ -43,7 +47,7 @@ from starlette.routing import BaseRoute, Route
 
 from demo.faults import FaultState
 from demo.odoo_domain import OdooError
-from demo.odoo_fields import MODELS, OdooModel
+from demo.odoo_fields import OdooModel, OdooSource, firm_source
 from demo.odoo_methods import Methods
 from demo.simulator import SimulatorState, build_app, json_response
 from demo.store import DemoStore
@@ -116,22 +120,20 @@ class _Odoo:
 
     def __init__(
         self,
-        store: DemoStore,
+        source: OdooSource,
         state: SimulatorState,
         database: str,
-        login: str,
+        login: str | None,
         api_key: str,
         uid: int,
     ) -> None:
-        self.store = store
+        self.source = source
         self.state = state
         self.database = database
         self.login = login
         self.api_key = api_key
         self.uid = uid
-        self.models: dict[str, OdooModel] = {
-            name: m for name, m in MODELS.items() if m.table.path(store.demo_dir).exists()
-        }
+        self.models = source.models
 
     def key_ok(self, key: Any) -> bool:
         """Return True when ``key`` is the API key (also accepted as the password)."""
@@ -174,7 +176,8 @@ class _Odoo:
                 message = f"exp_{method}() takes {arity} positional arguments but {len(args)} were given"
                 raise OdooError(message, name="builtins.TypeError")
             self._check_db(args[0])
-            return self.uid if args[1] == self.login and self.key_ok(args[2]) else False
+            known = self.login is not None and args[1] == self.login
+            return self.uid if known and self.key_ok(args[2]) else False
         raise OdooError(f"Method not found: {method}", name="builtins.Exception")
 
     def _object(self, method: Any, args: list[Any]) -> tuple[Any, int | None]:
@@ -201,7 +204,7 @@ class _Odoo:
             raise OdooError(message, name="odoo.exceptions.UserError", status=422)
         kwargs = {str(k): v for k, v in kwargs.items()}
         context = kwargs.pop("context", None) or {}
-        methods = Methods(self.store, self.state, model_obj, context)
+        methods = Methods(self.source, self.state, model_obj, context)
         func = self._public(methods, model_obj, name, lambda m: OdooError(m, name="builtins.AttributeError"))
         if name not in Methods.API_MODEL:
             if not call_args:
@@ -249,7 +252,7 @@ class _Odoo:
         kwargs = {str(k): v for k, v in body.items()} if isinstance(body, dict) else {}
         ids = kwargs.pop("ids", None) or []
         context = kwargs.pop("context", None) or {}
-        methods = Methods(self.store, self.state, model, context)
+        methods = Methods(self.source, self.state, model, context)
         func = self._public(methods, model, method, lambda m: _http_error("NotFound", 404, m))
         if method in Methods.API_MODEL and ids:
             raise _http_error("UnprocessableEntity", 422, f"cannot call {model_name}.{method} with ids")
@@ -270,10 +273,10 @@ def _call(run: Callable[[], tuple[Any, int | None]]) -> tuple[Any, int | None]:
 
 
 def create_app(
-    store: DemoStore,
+    source: OdooSource | DemoStore,
     *,
     database: str,
-    login: str,
+    login: str | None,
     api_key: str,
     uid: int = 2,
     faults: FaultState | None = None,
@@ -281,9 +284,11 @@ def create_app(
     """Return the Odoo simulator app and its state (``state.name == "odoo"``, no rate limit).
 
     Args:
-        store: the demo firm's tables (its ``erp`` tables are served as Odoo models).
+        source: what to serve: an :class:`demo.odoo_fields.OdooSource` (e.g. a replayed dump,
+            :func:`demo.odoo_replay.load_replay`), or the demo firm's store (its ``erp`` tables).
         database: the database name clients must send (JSON-RPC ``db``, ``X-Odoo-Database``).
-        login: the user's login, for ``authenticate``.
+        login: the user's login, for ``authenticate``; None when clients use JSON-2 only (which needs
+            no login): ``authenticate`` then answers ``false``.
         api_key: the user's API key: the JSON-2 bearer token, also accepted as the password.
         uid: the user's id, returned by ``authenticate`` and expected by ``execute_kw``.
         faults: injected faults, or None for none (switchable later through ``/_admin/faults``).
@@ -292,7 +297,8 @@ def create_app(
         The Starlette app (vendor routes behind faults, plus the admin API) and its state.
     """
     state = SimulatorState(name="odoo", errors=OdooErrors(), faults=faults or FaultState())
-    sim = _Odoo(store, state, database, login, api_key, uid)
+    served = firm_source(source) if isinstance(source, DemoStore) else source
+    sim = _Odoo(served, state, database, login, api_key, uid)
 
     async def jsonrpc(request: Request) -> Response:
         try:

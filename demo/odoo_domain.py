@@ -11,21 +11,31 @@ left. The translation follows Odoo 19's ``odoo/orm/domains.py`` and ``Field._con
   pattern matches everything (``like``) or tests emptiness (``=like``, and on many2one fields).
 - ``=?`` is TRUE when the value is falsy, else ``=``.
 - many2one fields compare ids; a string value compares the display name (Odoo's name search).
+- one2many and many2many fields (a list of ids) take ``=``, ``!=``, ``in`` and ``not in`` with ids
+  or ``False`` (no records): ``in`` matches records linked to any of the ids.
+- json fields only test emptiness (``= False``, ``!= False``).
 - dates and datetimes take ISO strings; a day compared to a datetime covers the whole UTC day.
+- a dotted path through a many2one (``move_id.move_type``) is ``any`` on it, as in Odoo 19; ``any``
+  and ``not any`` take a domain on the comodel, searched with archived records included. Both need
+  the comodel to be served (see :class:`Comodel`).
 
-Dotted paths (``partner_id.ref``) and the ``any``/``child_of`` operators are not simulated.
+Not simulated (refused with a ``Not supported`` error): paths and ``any`` through x2many fields,
+date granularities (``date.month_number``), ``child_of`` and ``parent_of``.
 Values only ever travel as ``?`` parameters; field names are checked against the model first.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 NUMERIC = frozenset({"integer", "float", "monetary"})
 TEXT = frozenset({"char", "text", "selection", "html"})
+#: Relational types stored as a list of ids.
+X2MANY = frozenset({"one2many", "many2many"})
 _NEGATIVE = frozenset({"!=", "not in", "not like", "not ilike"})
 _LIKE_SQL = {
     "like": "LIKE",
@@ -36,9 +46,11 @@ _LIKE_SQL = {
     "=ilike": "ILIKE",
 }
 _COMPARE = frozenset({"<", ">", "<=", ">="})
-_SIMULATED = frozenset({"=", "!=", "=?", "in", "not in"}) | _COMPARE | frozenset(_LIKE_SQL)
+# any! and not any! only bypass access rules, which the demo Odoo does not have.
+_ANY = {"any": True, "any!": True, "not any": False, "not any!": False}
+_SIMULATED = frozenset({"=", "!=", "=?", "in", "not in"}) | _COMPARE | frozenset(_LIKE_SQL) | frozenset(_ANY)
 # Valid in Odoo 19 but not simulated here.
-_ODOO_ONLY = frozenset({"any", "not any", "any!", "not any!", "child_of", "parent_of"})
+_ODOO_ONLY = frozenset({"child_of", "parent_of"})
 _DEPRECATED = {"<>": "!=", "==": "="}  # still accepted by Odoo 19
 _ORDER_RE = re.compile(r"^(\s*\w+(\s+(desc|asc))?(\s+nulls\s+(first|last))?\s*(,|$))+(?<!,)$", re.IGNORECASE)
 
@@ -65,6 +77,39 @@ class OdooError(ValueError):
         self.name = name
         self.status = status
         self.arguments = list(arguments) if arguments is not None else [message]
+
+
+@dataclass(frozen=True)
+class Comodel:
+    """A model a many2one points to, as paths and ``any`` need it.
+
+    Attributes:
+        name: the model (``account.move``), for error messages.
+        relation: the quoted SQL name of its table (``demo.tables.view_name``).
+        fields: its searchable fields, name → Odoo type.
+    """
+
+    name: str
+    relation: str
+    fields: Mapping[str, str]
+
+
+#: ``(model, field) -> Comodel`` of a many2one field, or None when its model is not served.
+Comodels = Callable[[str, str], Comodel | None]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where a condition is translated: the model's fields, and the parameters collected so far."""
+
+    fields: Mapping[str, str]
+    model: str
+    comodels: Comodels | None
+    params: list[Any]
+
+    def on(self, comodel: Comodel) -> _Scope:
+        """Return the scope of a condition on ``comodel`` (a path's next step), sharing the parameters."""
+        return _Scope(comodel.fields, comodel.name, self.comodels, self.params)
 
 
 def _condition_error(message: str, leaf: Sequence[Any], name: str = "builtins.ValueError") -> OdooError:
@@ -140,14 +185,18 @@ def normalize(domain: Sequence[Any]) -> list[Any]:
     return result
 
 
-def domain_to_sql(domain: Any, fields: Mapping[str, str], *, model: str) -> tuple[str, list[Any]]:
+def domain_to_sql(
+    domain: Any, fields: Mapping[str, str], *, model: str, comodels: Comodels | None = None
+) -> tuple[str, list[Any]]:
     """Translate an Odoo domain to a SQL predicate with ``?`` placeholders.
 
     Args:
         domain: the domain as decoded from JSON (lists; ``false`` as False); None or ``[]`` is TRUE.
         fields: the model's fields, name → Odoo type (``char``, ``many2one``, ``date``, ...). A
-            many2one field ``f`` is the column ``f`` (id) plus ``f__display`` (display name).
+            many2one field ``f`` is the column ``f`` (id) plus ``f__display`` (display name); an
+            x2many field is a list of ids; a json field its JSON text.
         model: the model name, for error messages (``res.partner``).
+        comodels: the models many2one fields point to, for paths and ``any``; None refuses both.
 
     Returns:
         ``(predicate, params)``: a SQL boolean expression over the table's columns and its values.
@@ -156,43 +205,46 @@ def domain_to_sql(domain: Any, fields: Mapping[str, str], *, model: str) -> tupl
         OdooError: a malformed domain, an unknown field or operator, or a value of the wrong type,
             with Odoo 19's message (``Invalid field res.partner.foo in condition ('foo', '=', 1)``).
     """
-    params: list[Any] = []
-    return _render(_parse(domain), fields, model, params), params
+    scope = _Scope(fields, model, comodels, [])
+    return _render(_parse(domain), scope), scope.params
 
 
-def _render(node: Any, fields: Mapping[str, str], model: str, params: list[Any]) -> str:
+def _render(node: Any, scope: _Scope) -> str:
     if isinstance(node, bool):
         return "TRUE" if node else "FALSE"
     kind = node[0]
     if kind == "leaf":
-        return _condition(node[1], node[2], node[3], fields, model, params)
+        return _condition(node[1], node[2], node[3], scope)
     if kind == "not":
-        return f"(({_render(node[1], fields, model, params)}) IS NOT TRUE)"
+        return f"(({_render(node[1], scope)}) IS NOT TRUE)"
     if not node[1]:
         return "TRUE"
-    parts = [_render(child, fields, model, params) for child in node[1]]
+    parts = [_render(child, scope) for child in node[1]]
     return parts[0] if len(parts) == 1 else "(" + f" {kind.upper()} ".join(parts) + ")"
 
 
-def _condition(
-    field: str, op: str, value: Any, fields: Mapping[str, str], model: str, params: list[Any]
-) -> str:
+def _condition(field: str, op: str, value: Any, scope: _Scope) -> str:
     leaf = (field, op, value)
+    params = scope.params
     op = _DEPRECATED.get(op, op)
     if op not in _SIMULATED and op not in _ODOO_ONLY:
         raise _condition_error("Invalid operator", leaf)
-    name = field.split(".", 1)[0]
-    if name not in fields:
-        raise _condition_error(f"Invalid field {model}.{name}", leaf)
-    if "." in field or op in _ODOO_ONLY:
-        raise _condition_error("Not supported by the demo Odoo (paths, any, child_of)", leaf)
-    ftype = fields[name]
+    name, _, path = field.partition(".")
+    if name not in scope.fields:
+        raise _condition_error(f"Invalid field {scope.model}.{name}", leaf)
+    ftype = scope.fields[name]
+    if path or op in _ANY:
+        return _through(name, ftype, path, op, value, scope, leaf)
+    if op in _ODOO_ONLY:
+        raise _condition_error("Not supported by the demo Odoo (child_of, parent_of)", leaf)
     if op == "=?":
         if not value:
             return "TRUE"
         op = "="
+    if ftype in X2MANY or ftype == "json":
+        return _listed(field, ftype, op, value, params, leaf)
     if op.endswith("like"):
-        return _like(field, ftype, op, value, fields, model, params)
+        return _like(field, ftype, op, value, scope)
     if op in _COMPARE:
         return _compare(field, ftype, op, value, params)
     values = _as_list(value, op)
@@ -210,6 +262,47 @@ def _condition(
     if ftype == "boolean":
         return _boolean(field, positive, values)
     return _in(field, "id" if field == "id" else ftype, positive, values, params, leaf)
+
+
+def _through(
+    name: str, ftype: str, path: str, op: str, value: Any, scope: _Scope, leaf: Sequence[Any]
+) -> str:
+    """Return ``name.path op value`` or ``name any value`` on a many2one, as Odoo 19's ``any``.
+
+    Odoo searches the comodel with archived records included (``active_test=False``), and a path
+    is ``any`` whatever its operator: ``('move_id.state', '!=', 'draft')`` is "the move is not a
+    draft", which a line without a move does not satisfy.
+    """
+    comodel = scope.comodels(scope.model, name) if scope.comodels and ftype == "many2one" else None
+    if comodel is None:
+        why = "whose model is not served" if ftype == "many2one" else f"a {ftype}"
+        raise _condition_error(
+            f"Not supported by the demo Odoo (a path or 'any' through {name!r}, {why})", leaf
+        )
+    sub = [[path, op, value]] if path else value
+    inner = _render(_parse(sub), scope.on(comodel))
+    sql = f'"{name}" IN (SELECT "id" FROM {comodel.relation} WHERE {inner})'
+    return sql if path or _ANY[op] else f"(({sql}) IS NOT TRUE)"
+
+
+def _listed(field: str, ftype: str, op: str, value: Any, params: list[Any], leaf: Sequence[Any]) -> str:
+    """Return a condition on an x2many field (list of ids) or a json field (emptiness only)."""
+    if op not in ("=", "!=", "in", "not in") or (ftype == "json" and value is not False):
+        raise _condition_error(f"Not supported by the demo Odoo (this operator on a {ftype})", leaf)
+    values = _as_list(value, op)
+    if not values:
+        return "FALSE" if op in ("=", "in") else "TRUE"
+    if any(isinstance(v, str) for v in values):
+        raise _condition_error(f"Not supported by the demo Odoo (a name search on a {ftype})", leaf)
+    ids = [_coerce("integer", v, leaf) for v in values if v is not False]
+    parts = []
+    if len(ids) < len(values):  # False among the values: no linked record, no JSON
+        parts.append(f'"{field}" IS NULL' if ftype == "json" else f'len("{field}") = 0')
+    if ids:
+        params.append(ids)
+        parts.append(f'list_has_any("{field}", ?)')
+    sql = parts[0] if len(parts) == 1 else f"({' OR '.join(parts)})"
+    return sql if op in ("=", "in") else f"(({sql}) IS NOT TRUE)"
 
 
 def _as_list(value: Any, op: str) -> list[Any]:
@@ -261,20 +354,13 @@ def _in(
     return sql
 
 
-def _like(
-    field: str,
-    ftype: str,
-    op: str,
-    value: Any,
-    fields: Mapping[str, str],
-    model: str,
-    params: list[Any],
-) -> str:
+def _like(field: str, ftype: str, op: str, value: Any, scope: _Scope) -> str:
     leaf = (field, op, value)
+    params = scope.params
     if not value:
         matches = (op in _NEGATIVE) == ("=" in op)
         if ftype == "many2one" or "=" in op:
-            return _condition(field, "!=" if matches else "=", False, fields, model, params)
+            return _condition(field, "!=" if matches else "=", False, scope)
         return "TRUE" if matches else "FALSE"
     if not isinstance(value, str):
         if "=" in op:
@@ -366,6 +452,8 @@ def order_to_sql(order: Any, fields: Mapping[str, str], *, model: str) -> str:
         name, *rest = part.split()
         if name not in fields:
             raise OdooError(f"Invalid field {name!r} on model {model!r}")
+        if fields[name] in X2MANY or fields[name] == "json":
+            raise OdooError(f"Ordering by {name!r} (a {fields[name]}) is not simulated by the demo Odoo")
         words = [w.lower() for w in rest]
         desc = bool(words) and words[0] == "desc"
         nulls = words[-1] if "nulls" in words else ("first" if desc else "last")

@@ -1,24 +1,36 @@
 """The demo Odoo's models: their fields (as ``fields_get`` describes them) and record rendering.
 
-Each model is one ``erp`` table of :mod:`demo.tables`. A column ``f`` with a sibling ``f__display``
-is a many2one field; the other types follow the Arrow type, refined by the per-model tables below
-(labels, relations, selections, float vs monetary), which copy what a real Odoo 19.0 answers to
-``fields_get`` (``x_harvest_id`` and ``x_billing_model`` are the firm's custom fields).
+The simulator (:mod:`demo.odoo`) serves an :class:`OdooSource`: models over a
+:class:`demo.store.TableStore`. Two sources exist: the generated demo firm (:func:`firm_source`,
+below) and a replayed dump of a real Odoo (:mod:`demo.odoo_replay`), whose fields come from the
+dump's own ``fields_get``.
+
+In the demo firm, each model is one ``erp`` table of :mod:`demo.tables`. A column ``f`` with a
+sibling ``f__display`` is a many2one field; the other types follow the Arrow type, refined by the
+per-model tables below (labels, relations, selections, float vs monetary), which copy what a real
+Odoo 19.0 answers to ``fields_get`` (``x_harvest_id`` and ``x_billing_model`` are the firm's
+custom fields).
 
 Rendering follows Odoo's ``read``: many2one ``[id, "display name"]`` or ``false``; empty char,
 selection, date and datetime ``false``; empty numbers ``0``; dates ``"YYYY-MM-DD"``; datetimes
-``"YYYY-MM-DD HH:MM:SS"`` in UTC without a zone; money and hours as JSON numbers.
+``"YYYY-MM-DD HH:MM:SS"`` in UTC without a zone; money and hours as JSON numbers; one2many and
+many2many a list of ids; json fields the stored JSON text, parsed (``false`` when empty).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
+from demo.odoo_domain import X2MANY
+from demo.store import DemoStore, TableStore
 from demo.tables import TABLES, Table
 
 _DISPLAY = "__display"
@@ -120,10 +132,13 @@ class OdooField:
     Attributes:
         name: technical name (``partner_id``).
         type: Odoo type: ``integer``, ``float``, ``monetary``, ``char``, ``selection``,
-            ``boolean``, ``date``, ``datetime`` or ``many2one``.
+            ``boolean``, ``date``, ``datetime`` or ``many2one`` (a replayed dump adds ``text``,
+            ``one2many``, ``many2many``, ``json``, ...).
         string: the label.
-        relation: the comodel of a many2one, else None.
+        relation: the comodel of a relational field, else None.
         selection: ``[[key, label], ...]`` of a selection, else None.
+        meta: the exact ``fields_get`` entry a real Odoo answered (a replayed dump), or None to
+            build it from the attributes above.
     """
 
     name: str
@@ -131,9 +146,16 @@ class OdooField:
     string: str
     relation: str | None = None
     selection: list[list[str]] | None = None
+    meta: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def describe(self, attributes: list[str] | None) -> dict[str, Any]:
         """Return the ``fields_get`` entry, restricted to ``attributes`` when given."""
+        entry: dict[str, Any] = copy.deepcopy(dict(self.meta)) if self.meta is not None else self._built()
+        if attributes:
+            return {k: v for k, v in entry.items() if k in attributes}
+        return entry
+
+    def _built(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "type": self.type,
             "string": self.string,
@@ -148,8 +170,6 @@ class OdooField:
             entry["relation"] = self.relation
         if self.selection is not None:
             entry["selection"] = [list(pair) for pair in self.selection]
-        if attributes:
-            return {k: v for k, v in entry.items() if k in attributes}
         return entry
 
 
@@ -160,17 +180,20 @@ class OdooModel:
     Attributes:
         name: the model (``account.analytic.line``); also the drift-fault resource name.
         table: its ``erp`` table.
-        fields: field name → :class:`OdooField`.
+        fields: field name → :class:`OdooField`: what ``read`` and ``fields_get`` show.
+        filters: columns that domains may use but ``read`` and ``fields_get`` do not show, name →
+            Odoo type (a replayed dump's: what its own domain selected on without reading it).
     """
 
     name: str
     table: Table
     fields: dict[str, OdooField]
+    filters: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def types(self) -> dict[str, str]:
-        """Return field name → Odoo type (what :mod:`demo.odoo_domain` needs)."""
-        return {name: f.type for name, f in self.fields.items()}
+        """Return field name → Odoo type of every searchable column (what :mod:`demo.odoo_domain` needs)."""
+        return {**{name: f.type for name, f in self.fields.items()}, **self.filters}
 
     def render(self, row: dict[str, Any], names: list[str]) -> dict[str, Any]:
         """Return the ``read`` value of one stored row: ``id`` first, then ``names`` in order."""
@@ -186,6 +209,10 @@ def render_value(ftype: str, row: dict[str, Any], name: str) -> Any:
     value = row.get(name)
     if ftype == "many2one":
         return False if value is None else [value, row.get(name + _DISPLAY) or ""]
+    if ftype in X2MANY:
+        return list(value or [])
+    if ftype == "json" and value is not None:
+        return json.loads(value)
     if value is None:
         return {"integer": 0, "float": 0.0, "monetary": 0.0}.get(ftype, False)
     if isinstance(value, Decimal):
@@ -235,3 +262,34 @@ def _model(table: Table) -> OdooModel:
 
 MODELS: dict[str, OdooModel] = {t.name: _model(t) for t in TABLES if t.system == "erp"}
 """Every model of the demo Odoo, by name."""
+
+
+class OdooSource(Protocol):
+    """What the Odoo simulator serves: models by name, over the store holding their tables.
+
+    Implemented by :func:`firm_source` (the generated demo firm) and
+    :class:`demo.odoo_replay.ReplaySource` (a real Odoo's records).
+    """
+
+    @property
+    def store(self) -> TableStore:
+        """The tables (``view_name(model.table)`` for each model)."""
+        ...
+
+    @property
+    def models(self) -> Mapping[str, OdooModel]:
+        """The models served, by name (``res.partner``); any other is "doesn't exist"."""
+        ...
+
+
+@dataclass(frozen=True)
+class FirmSource:
+    """The demo firm's Odoo: its ``erp`` tables under ``HOME/demo`` (see :func:`firm_source`)."""
+
+    store: DemoStore
+    models: Mapping[str, OdooModel]
+
+
+def firm_source(store: DemoStore) -> FirmSource:
+    """Return the demo firm's Odoo: the models of :data:`MODELS` whose tables were generated."""
+    return FirmSource(store, {name: m for name, m in MODELS.items() if m.table.path(store.demo_dir).exists()})

@@ -1,4 +1,6 @@
-"""The ORM methods the demo Odoo answers, over one model of the demo firm's ``erp`` tables.
+"""The ORM methods the demo Odoo answers, over one model of an :class:`demo.odoo_fields.OdooSource`.
+
+The same code serves the generated demo firm and a replayed real Odoo (:mod:`demo.odoo_replay`).
 
 Signatures are Odoo 19's, so calls bind (and fail) the way Odoo's do: ``search_read(domain=None,
 fields=None, offset=0, limit=None, order=None, load=...)``, ``search(domain, offset=0, limit=None,
@@ -12,14 +14,24 @@ invalid domain, order, field, limit or offset.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from demo.odoo_domain import NUMERIC, OdooError, domain_to_sql, mentions, normalize, order_to_sql
-from demo.odoo_fields import OdooModel, render_value
+from demo.odoo_domain import (
+    NUMERIC,
+    X2MANY,
+    Comodel,
+    OdooError,
+    domain_to_sql,
+    mentions,
+    normalize,
+    order_to_sql,
+)
+from demo.odoo_fields import OdooModel, OdooSource, render_value
 from demo.simulator import SimulatorState
-from demo.store import DemoStore
+from demo.tables import view_name
 
 _AGGREGATES = frozenset({"sum", "min", "max", "avg", "count", "count_distinct"})
 
@@ -46,8 +58,9 @@ class Methods:
     API_MODEL = frozenset({"search_read", "search", "search_count", "fields_get", "read_group"})
     PUBLIC = API_MODEL | {"read"}
 
-    def __init__(self, store: DemoStore, state: SimulatorState, model: OdooModel, context: Any) -> None:
-        self._store = store
+    def __init__(self, source: OdooSource, state: SimulatorState, model: OdooModel, context: Any) -> None:
+        self._source = source
+        self._store = source.store
         self._state = state
         self._model = model
         self._context = context if isinstance(context, dict) else {}
@@ -58,11 +71,18 @@ class Methods:
 
     def _where(self, domain: Any) -> tuple[str, list[Any]]:
         model = self._model
-        sql, params = domain_to_sql(domain, model.types, model=model.name)
+        sql, params = domain_to_sql(domain, model.types, model=model.name, comodels=self._comodel)
         active_test = self._context.get("active_test", True)
-        if "active" in model.fields and active_test and not mentions(domain, "active"):
+        if "active" in model.types and active_test and not mentions(domain, "active"):
             sql = f'({sql}) AND "active" IS TRUE'
         return sql, params
+
+    def _comodel(self, model: str, field: str) -> Comodel | None:
+        """Return the served model that many2one ``field`` of ``model`` points to (for paths)."""
+        models = self._source.models
+        owner = models[model].fields.get(field) if model in models else None
+        target = models.get(owner.relation) if owner is not None and owner.relation else None
+        return Comodel(target.name, view_name(target.table), target.types) if target else None
 
     def _names(self, fields: Any) -> list[str]:
         if not fields:
@@ -165,8 +185,9 @@ class Methods:
         for name in groupbys:
             if not isinstance(name, str) or name not in model.fields:
                 raise OdooError(f"Invalid field {name!r} on model {model.name!r}")
-            if model.fields[name].type in ("date", "datetime"):
-                raise OdooError(f"Grouping by {name!r} (a date) is not simulated by the demo Odoo")
+            ftype = model.fields[name].type
+            if ftype in ("date", "datetime", "json") or ftype in X2MANY:
+                raise OdooError(f"Grouping by {name!r} (a {ftype}) is not simulated by the demo Odoo")
         aggregates = self._aggregates(fields, groupbys)
         where, params = self._where(domain)
         groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -212,6 +233,10 @@ class Methods:
                 func = "sum"
             if func not in _AGGREGATES:
                 raise OdooError(f"Invalid aggregate method {func!r} for {spec!r}.")
+            if (ftype in X2MANY or ftype == "json") and func != "count":
+                raise OdooError(
+                    f"Aggregating {fname!r} (a {ftype}) by {func!r} is not simulated by the demo Odoo"
+                )
             out.append((alias, fname, func))
         return out
 
@@ -243,10 +268,11 @@ def _aggregate(func: str, ftype: str, values: list[Any]) -> Any:
         return len(set(present))
     if not present:
         return render_value(ftype, {"v": None}, "v")
-    if func == "sum":
-        total = sum(present)
-    elif func == "avg":
-        total = sum(present) / len(present)
+    if func in ("sum", "avg"):
+        # fsum: a replayed dump's amounts are floats, whose naive sum drifts in the last digits.
+        total = math.fsum(present) if all(isinstance(v, float) for v in present) else sum(present)
+        if func == "avg":
+            total = total / len(present)
     else:
         total = min(present) if func == "min" else max(present)
     return render_value(ftype if ftype != "many2one" else "integer", {"v": total}, "v")

@@ -2,6 +2,12 @@
 
 All three run in one process, one uvicorn server each (each vendor has its own base URL), until
 SIGINT or SIGTERM stops them together.
+
+With a folder of real Odoo records (``tieout demo serve --odoo-records DIR``, see
+:mod:`demo.odoo_replay`), the Odoo simulator replays them instead, as the home's Odoo connector
+expects to find its Odoo: at the port of the ``odoo`` system's ``base_url`` in HOME/sources.yaml,
+with its ``database``, and accepting the login and API key held by the environment variables its
+``auth`` names. HubSpot and Harvest are then served only when the home holds a generated firm.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -22,8 +29,10 @@ from starlette.applications import Starlette
 from demo import harvest, hubspot, odoo
 from demo.faults import FaultSpec, FaultState
 from demo.generate import CREDENTIAL_VARS
+from demo.odoo_replay import ReplayError, load_replay
 from demo.simulator import SimulatorState
 from demo.store import DemoStore
+from extractors.config import ConfigError, OdooSystem, load_sources
 
 
 class DemoConfigError(RuntimeError):
@@ -32,12 +41,16 @@ class DemoConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class Simulator:
-    """One simulator ready to serve: its name, app, state and loopback URL."""
+    """One simulator ready to serve: its name, app, state and loopback URL.
+
+    ``note`` says what it serves when that is not the demo firm (a replayed Odoo), else is empty.
+    """
 
     name: str
     app: Starlette
     state: SimulatorState
     url: str
+    note: str = ""
 
 
 def build_simulators(
@@ -46,26 +59,46 @@ def build_simulators(
     host: str = "127.0.0.1",
     faults: Mapping[str, FaultSpec] | None = None,
     env: Mapping[str, str] = os.environ,
+    odoo_records: Path | None = None,
 ) -> list[Simulator]:
-    """Return the three simulators over ``HOME/demo`` with the demo credentials from ``env``.
+    """Return the simulators for ``home``: HubSpot, Harvest and Odoo, in that order.
 
-    Ports and the Odoo database name come from the firm's manifest (``tieout demo generate``).
+    Without ``odoo_records``, all three serve the generated firm (``HOME/demo``) with the demo
+    credentials from ``env``; ports and the Odoo database name come from the firm's manifest.
+    With it, Odoo replays that dump folder where and as whom the home's Odoo connector expects
+    (see the module docs), and HubSpot and Harvest serve the firm only if the home holds one.
 
     Raises:
-        DemoConfigError: no generated firm in the home, or a credential variable is unset.
+        DemoConfigError: no generated firm in the home (without ``odoo_records``); a credential
+            variable is unset (the message names it); HOME/sources.yaml is missing, invalid or has
+            not exactly one Odoo system on loopback; or the dump folder cannot be replayed.
     """
+    faults = faults or {}
+    sims: list[Simulator] = []
+    if odoo_records is None or (home / "demo" / "manifest.json").exists():
+        sims += _firm_simulators(home, host, faults, env, with_odoo=odoo_records is None)
+    if odoo_records is not None:
+        sims.append(_replay_simulator(home, odoo_records, host, FaultState(faults.get("odoo")), env))
+    return sims
+
+
+def _firm_simulators(
+    home: Path, host: str, faults: Mapping[str, FaultSpec], env: Mapping[str, str], *, with_odoo: bool
+) -> list[Simulator]:
+    """Return the generated firm's simulators (HubSpot, Harvest, and Odoo when ``with_odoo``)."""
     try:
         store = DemoStore(home / "demo")
     except FileNotFoundError as exc:
         raise DemoConfigError(str(exc)) from exc
-    missing = [v for v in CREDENTIAL_VARS.values() if not env.get(v)]
+    odoo_only = ("odoo_user", "odoo_api_key")
+    wanted = {k: v for k, v in CREDENTIAL_VARS.items() if with_odoo or k not in odoo_only}
+    missing = [v for v in wanted.values() if not env.get(v)]
     if missing:
         raise DemoConfigError(
             f"Missing demo credentials: {', '.join(missing)}. Looked in the environment and "
             f"{home / '.env'}; run `tieout demo generate` to create them."
         )
-    cred = {k: env[v] for k, v in CREDENTIAL_VARS.items()}
-    faults = faults or {}
+    cred = {k: env[v] for k, v in wanted.items()}
 
     def state_for(name: str) -> FaultState:
         return FaultState(faults.get(name))
@@ -80,15 +113,92 @@ def build_simulators(
             account_id=cred["harvest_account_id"],
             faults=state_for("harvest"),
         ),  # fmt: skip
-        "odoo": odoo.create_app(
+    }
+    if with_odoo:
+        apps["odoo"] = odoo.create_app(
             store,
             database=manifest["odoo_database"],
             login=cred["odoo_user"],
             api_key=cred["odoo_api_key"],
             faults=state_for("odoo"),
-        ),  # fmt: skip
-    }
+        )
     return [Simulator(n, app, st, f"http://{host}:{ports[n]}") for n, (app, st) in apps.items()]
+
+
+def _replay_simulator(
+    home: Path, records: Path, host: str, faults: FaultState, env: Mapping[str, str]
+) -> Simulator:
+    """Return the Odoo simulator replaying ``records`` for the home's Odoo connector."""
+    slug, system = _odoo_system(home)
+    port = _loopback_port(slug, system.base_url, home)
+    login, key = _odoo_credentials(slug, system, env, home)
+    try:
+        source = load_replay(records)
+    except ReplayError as exc:
+        raise DemoConfigError(str(exc)) from exc
+    app, state = odoo.create_app(source, database=system.database, login=login, api_key=key, faults=faults)
+    total = sum(source.counts.values())
+    note = f"replaying {total} records of {len(source.models)} models from {records}"
+    return Simulator("odoo", app, state, f"http://{host}:{port}", note)
+
+
+def _odoo_system(home: Path) -> tuple[str, OdooSystem]:
+    """Return the home's one Odoo system (slug and configuration) from HOME/sources.yaml."""
+    try:
+        config = load_sources(home / "sources.yaml")
+    except ConfigError as exc:
+        raise DemoConfigError(str(exc)) from exc
+    found = [(slug, s) for slug, s in config.systems.items() if isinstance(s, OdooSystem)]
+    if len(found) != 1:
+        names = ", ".join(slug for slug, _ in found) or "none"
+        raise DemoConfigError(
+            f"--odoo-records serves the one Odoo system of {home / 'sources.yaml'} (connector: odoo), "
+            f"found {names}."
+        )
+    return found[0]
+
+
+def _odoo_credentials(
+    slug: str, system: OdooSystem, env: Mapping[str, str], home: Path
+) -> tuple[str | None, str]:
+    """Return the login (None for JSON-2, which sends none) and the key the connector will send.
+
+    As the connector: the API key when its variable is set, else the password (JSON-RPC only).
+    """
+    auth = system.auth
+    where = (
+        f"(system {slug!r} of {home / 'sources.yaml'} names it; looked in the environment and "
+        f"{home / '.env'})"
+    )
+    key_vars = [v for v in (auth.api_key_env, None if system.protocol == "json2" else auth.password_env) if v]
+    key = next((env[v] for v in key_vars if env.get(v)), None)
+    if key is None:
+        raise DemoConfigError(
+            f"Missing the Odoo API key (or password) for --odoo-records: {' or '.join(key_vars)} is unset "
+            f"{where}."
+        )
+    if system.protocol == "json2" or auth.user_env is None:
+        return None, key
+    if not env.get(auth.user_env):
+        raise DemoConfigError(f"Missing the Odoo login for --odoo-records: {auth.user_env} is unset {where}.")
+    return env[auth.user_env], key
+
+
+def _loopback_port(slug: str, base_url: str, home: Path) -> int:
+    """Return the port of ``base_url``, which must be on loopback with an explicit port."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    hostname = parts.hostname or ""
+    loopback = hostname.startswith("127.") or hostname in ("localhost", "::1")
+    if parts.scheme != "http" or not loopback or port is None:
+        raise DemoConfigError(
+            f"system {slug!r} of {home / 'sources.yaml'}: base_url {base_url!r} must be "
+            "http://127.0.0.1:PORT (the replayed Odoo only listens on loopback)."
+        )
+    return port
 
 
 class _Server(uvicorn.Server):

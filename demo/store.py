@@ -1,4 +1,4 @@
-"""Read access to the demo firm's Parquet tables for the simulators.
+"""Read access to the simulators' tables: the demo firm's Parquet files, or a replayed Odoo dump.
 
 The simulators answer paged API calls straight from the Parquet files through DuckDB, so even the
 ``large`` firm is served without loading it into memory.
@@ -16,24 +16,17 @@ import duckdb
 from demo.tables import Table, create_views, view_name
 
 
-class DemoStore:
-    """Query the demo firm's tables under ``HOME/demo`` with SQL filters, ordering and paging.
+class TableStore:
+    """Query tables on one DuckDB connection with SQL filters, ordering and paging.
 
-    Each table is a DuckDB view named ``"<system>/<name>"`` (``demo.tables.view_name``).
-
-    Raises:
-        FileNotFoundError: at construction, when ``demo_dir`` holds no generated firm.
+    Each table is a relation named ``view_name(t)`` (``"<system>/<name>"``) on the connection; the
+    demo firm's are views over its Parquet files (:class:`DemoStore`), a replayed Odoo dump's are
+    in-memory tables (:mod:`demo.odoo_replay`).
     """
 
-    def __init__(self, demo_dir: Path) -> None:
-        self.demo_dir = demo_dir
-        if not (demo_dir / "manifest.json").exists():
-            raise FileNotFoundError(
-                f"No demo firm in {demo_dir} (manifest.json missing): run `tieout demo generate`."
-            )
-        self._conn = duckdb.connect(":memory:")
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self._conn = conn
         self._lock = threading.Lock()
-        create_views(self._conn, demo_dir)
 
     def rows(
         self,
@@ -75,11 +68,29 @@ class DemoStore:
         with self._lock:
             cur = self._conn.cursor()
         try:
-            row = cur.execute(f"SELECT count(*) FROM {view_name(t)} WHERE {where}", list(params))
-            return int(row.fetchone()[0])  # type: ignore[index]
+            rows = cur.execute(f"SELECT count(*) FROM {view_name(t)} WHERE {where}", list(params)).fetchall()
+            return int(rows[0][0])
         finally:
             cur.close()
 
     def close(self) -> None:
         """Close the DuckDB connection."""
         self._conn.close()
+
+
+class DemoStore(TableStore):
+    """The demo firm's tables under ``HOME/demo``, one view per table (see :class:`TableStore`).
+
+    Raises:
+        FileNotFoundError: at construction, when ``demo_dir`` holds no generated firm.
+    """
+
+    def __init__(self, demo_dir: Path) -> None:
+        self.demo_dir = demo_dir
+        if not (demo_dir / "manifest.json").exists():
+            raise FileNotFoundError(
+                f"No demo firm in {demo_dir} (manifest.json missing): run `tieout demo generate`."
+            )
+        conn = duckdb.connect(":memory:")
+        create_views(conn, demo_dir)
+        super().__init__(conn)
