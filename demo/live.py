@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,14 @@ def free_port_base() -> int:
 
 
 @contextmanager
-def serving(home: Path, timeout_s: float = 60) -> Iterator[subprocess.Popen[str]]:
+def serving(home: Path, timeout_s: float = 60, args: Sequence[str] = ()) -> Iterator[subprocess.Popen[str]]:
     """Run ``tieout demo serve`` on ``home`` until the block ends (then SIGINT and wait).
 
     Args:
-        home: a home holding a generated demo firm.
+        home: a home holding a generated demo firm (or, with ``--odoo-records DIR`` in ``args``,
+            a home whose Odoo systems the replayed records serve).
         timeout_s: seconds to wait for the simulators to answer.
+        args: more arguments of ``tieout demo serve``.
 
     Yields:
         The serving process, once its simulators answer.
@@ -60,7 +62,7 @@ def serving(home: Path, timeout_s: float = 60) -> Iterator[subprocess.Popen[str]
     env = {**os.environ, "TIEOUT_HOME": str(home)}
     with tempfile.TemporaryFile("w+") as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "demo", "serve"],
+            [sys.executable, "-m", "cli", "demo", "serve", *args],
             env=env, stdout=subprocess.PIPE, stderr=errors, text=True,
         )  # fmt: skip
         assert proc.stdout is not None

@@ -149,11 +149,14 @@ def _odoo_system(home: Path) -> tuple[str, OdooSystem]:
     except ConfigError as exc:
         raise DemoConfigError(str(exc)) from exc
     found = [(slug, s) for slug, s in config.systems.items() if isinstance(s, OdooSystem)]
-    if len(found) != 1:
+    # An Odoo-run firm reads one server as several systems (CRM, PSA, ERP): one replay serves them
+    # all when they agree on where and as whom.
+    servers = {(s.base_url, s.database, s.protocol, s.auth) for _, s in found}
+    if len(servers) != 1:
         names = ", ".join(slug for slug, _ in found) or "none"
         raise DemoConfigError(
-            f"--odoo-records serves the one Odoo system of {home / 'sources.yaml'} (connector: odoo), "
-            f"found {names}."
+            f"--odoo-records serves one Odoo server: the Odoo systems of {home / 'sources.yaml'} "
+            f"(connector: odoo) must share base_url, database, protocol and auth; found {names}."
         )
     return found[0]
 

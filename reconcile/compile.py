@@ -137,15 +137,15 @@ def expand(expr: str, as_of: date) -> str:
 def side_relation(rule: ReconciliationRule, side: str, rels: Relations) -> str:
     """SQL relation of one side: its canonical rows, lookups as extra columns, filter applied."""
     spec = rule.source if side == "source" else rule.target_side
-    lookups = [lk for lk in rule.lookups if lk.side == side]
-    cols = "".join(f", l{i}.v AS {lk.name}" for i, lk in enumerate(lookups))
-    sql = f"SELECT r.*{cols} FROM {rels.relation(spec.object, spec.system)} AS r"
-    for i, lk in enumerate(lookups):
+    sql = f"SELECT * FROM {rels.relation(spec.object, spec.system)}"
+    # One join per lookup, each over the previous ones: a lookup's `by` may use an earlier lookup.
+    for lk in (lk for lk in rule.lookups if lk.side == side):
         keys = ", ".join(f"{col} AS j{n}" for n, col in enumerate(lk.by.values()))
-        on = " AND ".join(f"({expand(e, rels.as_of)}) = l{i}.j{n}" for n, e in enumerate(lk.by))
-        sql += (
-            f" LEFT JOIN (SELECT {keys}, min({expand(lk.value, rels.as_of)}) AS v "
-            f"FROM {rels.relation(lk.object, lk.system)} GROUP BY ALL) AS l{i} ON {on}"
+        on = " AND ".join(f"({expand(e, rels.as_of)}) = l.j{n}" for n, e in enumerate(lk.by))
+        sql = (
+            f"SELECT r.*, l.v AS {lk.name} FROM ({sql}) AS r "
+            f"LEFT JOIN (SELECT {keys}, min({expand(lk.value, rels.as_of)}) AS v "
+            f"FROM {rels.relation(lk.object, lk.system)} GROUP BY ALL) AS l ON {on}"
         )
     where = f" WHERE {expand(spec.filter, rels.as_of)}" if spec.filter else ""
     return f"(SELECT * FROM ({sql}) AS b{where})"

@@ -102,9 +102,10 @@ class Side(_Strict):
 class LookupSpec(_Strict):
     """A value looked up in another object, usable by name in the side's expressions.
 
-    ``by`` maps expressions of this side to columns of the looked-up object (not ``on``, which YAML
-    reads as true); ``value`` is an expression over the looked-up object. When several looked-up
-    rows match, the smallest value is taken, so a lookup never multiplies rows.
+    ``by`` maps expressions of this side (which may use the side's earlier lookups) to columns of
+    the looked-up object (not ``on``, which YAML reads as true); ``value`` is an expression over
+    the looked-up object. When several looked-up rows match, the smallest value is taken, so a
+    lookup never multiplies rows.
     """
 
     name: Annotated[str, Field(pattern=_NAME)]

@@ -68,9 +68,11 @@ def _rule_problems(
     )
     bases = {side: side_relation(unfiltered, side, rels) for side in ("source", "target")}
     for j, lk in enumerate(rule.lookups):
-        own = (rule.source if lk.side == "source" else rule.target_side).object
+        # A lookup's `by` sees its side's columns and the side's lookups declared before it.
+        earlier = [e for e in rule.lookups[:j] if e.side == lk.side]
+        own = side_relation(unfiltered.model_copy(update={"lookups": earlier}), lk.side, rels)
         for expr, col in lk.by.items():
-            yield from _bind(con, f"lookups.{j}.by.{expr}", expr, _empty(own), rels.as_of)
+            yield from _bind(con, f"lookups.{j}.by.{expr}", expr, own, rels.as_of)
             yield from _bind(con, f"lookups.{j}.by.{expr}", col, _empty(lk.object), rels.as_of)
         yield from _bind(con, f"lookups.{j}.value", lk.value, _empty(lk.object), rels.as_of)
     for side in ("source", "target"):

@@ -45,4 +45,6 @@ def test_an_unset_variable_without_default_is_refused_with_file_key_and_name(
     with pytest.raises(ConfigError) as caught:
         load_sources(path)
     message = str(caught.value)
-    assert str(path) in message and "systems.erp.base_url" in message and "TIEOUT_TEST_URL is not set" in message
+    assert (
+        str(path) in message and "systems.erp.base_url" in message and "TIEOUT_TEST_URL is not set" in message
+    )

@@ -477,11 +477,15 @@ def test_json2_reads_the_same_records_as_json_rpc(
     paths = [r.url.path for r, _ in recorder.calls]
     assert paths[0] == f"/json/2/{model}/fields_get" and set(paths[1:]) == {f"/json/2/{model}/search_read"}
     for request, body in recorder.calls:
-        assert request.headers["Authorization"] == f"bearer {KEY}" and request.headers["X-Odoo-Database"] == DB
+        assert (
+            request.headers["Authorization"] == f"bearer {KEY}" and request.headers["X-Odoo-Database"] == DB
+        )
         assert KEY not in json.dumps(body)
     reads = [b for r, b in recorder.calls if r.url.path.endswith("/search_read")]
     assert [b["offset"] for b in reads] == [50 * i for i in range(len(reads))]
-    assert all(b["limit"] == 50 and b["order"] == "id" and b["domain"] == odoo_model(obj).domain for b in reads)
+    assert all(
+        b["limit"] == 50 and b["order"] == "id" and b["domain"] == odoo_model(obj).domain for b in reads
+    )
 
 
 def test_the_password_serves_json_rpc_when_no_api_key_is_set(

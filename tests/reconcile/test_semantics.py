@@ -246,6 +246,23 @@ def test_aged_rule_ages_from_the_business_date() -> None:
     assert (result.source_rows, result.matched) == (2, 1)
 
 
+def test_a_lookup_may_use_an_earlier_lookup_of_its_side() -> None:
+    rule = _time_rule(abs_tol="0.01")
+    rule["lookups"] = [
+        {"name": "code", "side": "source", "object": "projects", "system": "ref",
+         "by": {"project_id": "project_id"}, "value": "code"},
+        # second hop: the project whose code is this project's code with "-X" appended
+        {"name": "sibling", "side": "source", "object": "projects", "system": "ref",
+         "by": {"code || '-X'": "code"}, "value": "project_id"},
+    ]  # fmt: skip
+    rule["source"]["filter"] = "sibling IS NOT NULL"
+    projects = [{"project_id": "p", "code": "P1"}, {"project_id": "x", "code": "P1-X"},
+                {"project_id": "q", "code": "P2"}]  # fmt: skip
+    source = [_entry("1", "1.00", project_id="p"), _entry("2", "1.00", project_id="q")]
+    result, breaks = _run(rule, source, [], lookup=projects)
+    assert result.source_rows == 1 and breaks == {("missing_in_target", "1", None, None)}
+
+
 def test_lookups_never_multiply_rows() -> None:
     rule = _time_rule(abs_tol="0.01")
     rule["lookups"] = [{"name": "code", "side": "source", "object": "projects", "system": "ref",
