@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[], None]] = {
         "reconcile_time",
         "check_time",
         "queue_query",
+        "overview_queries",
     )
 }
 

@@ -4,11 +4,11 @@ Target: a filtered, sorted page of the queue (:func:`data.queries.exception_queu
 the page) in under 300 ms, median.
 
 Input: one million breaks with the ``breaks`` view's columns (:data:`data.breaks.BREAK_COLUMNS`),
-written once to ``<repo>/.bench/queue/breaks.parquet`` by DuckDB from a seeded formula (rules,
-three legal entities, 200 projects, 24 billing periods, severities, ages, amounts), and a
-workflow state of 20,000 touched breaks. A warehouse-like database file holds a ``breaks`` view
-over the Parquet file, as ``HOME/warehouse.duckdb`` does, opened read-only per query as the app
-does.
+written once to ``<repo>/.bench/queue/breaks.parquet`` by DuckDB from a seeded formula
+(:mod:`bench.breaks_fixture`: rules, three legal entities, 200 projects, 24 billing periods,
+severities, ages, amounts), and a workflow state of 20,000 touched breaks. A warehouse-like
+database file holds a ``breaks`` view over the Parquet file, as ``HOME/warehouse.duckdb`` does,
+opened read-only per query as the app does.
 
 Cases, each run :data:`RUNS` times, interleaved, medians printed: the whole queue by amount at
 risk; one legal entity and billing period; a UK-scoped user filtering a rule and status ``open``
@@ -22,57 +22,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.breaks_fixture import ROWS, write_breaks
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".bench" / "queue"
-ROWS = 1_000_000
 TOUCHED = 20_000
 RUNS = 15
 TARGET_MS = 300.0
 
 
 def _generate(folder: Path) -> Path:
-    import duckdb
-
-    from data.breaks import BREAK_COLUMNS
-
-    path = folder / "breaks.parquet"
-    if path.exists():
-        return path
-    folder.mkdir(parents=True, exist_ok=True)
-    formulas = {
-        "break_id": "'b' || lpad(CAST(i AS VARCHAR), 8, '0')",
-        "rule_id": "['time_entries_psa_erp', 'invoices_erp_psa', 'unbilled_time', 'customers_crm_erp', "
-        "'time_entries.hours_in_range'][i % 5 + 1]",
-        "category": "CASE WHEN i % 5 = 4 THEN 'data_quality' ELSE 'reconciliation' END",
-        "break_type": "['field_mismatch', 'missing_in_target', 'aged', 'orphan', 'failed_expectation']"
-        "[i % 5 + 1]",
-        "object": "'time_entries'",
-        "source_system": "'psa'",
-        "target_system": "CASE WHEN i % 5 = 4 THEN NULL ELSE 'erp' END",
-        "source_id": "CAST(i AS VARCHAR)",
-        "match_key": "'k' || CAST(i AS VARCHAR)",
-        "legal_entity_id": "['US', 'UK', 'DE'][i % 3 + 1]",
-        "customer": "'Customer ' || CAST(hash(i) % 400 AS VARCHAR)",
-        "project_code": "'P' || CAST(hash(i + 1) % 200 AS VARCHAR)",
-        "invoice_cycle": "strftime(DATE '2025-01-01' + INTERVAL (CAST(hash(i + 2) % 24 AS INTEGER)) MONTH, "
-        "'%Y-%m')",
-        "field": "CASE WHEN i % 5 = 0 THEN 'hours' END",
-        "amount": "CAST((hash(i + 3) % 5000000) / 100 AS DECIMAL(18,2))",
-        "currency": "['USD', 'GBP', 'EUR'][i % 3 + 1]",
-        "amount_at_risk": "CAST((hash(i + 3) % 5000000) / 100 AS DECIMAL(18,2))",
-        "reporting_currency": "'USD'",
-        "severity": "['low', 'medium', 'high'][CAST(hash(i + 4) % 3 AS INTEGER) + 1]",
-        "age_days": "CAST(hash(i + 5) % 200 AS INTEGER)",
-        "first_seen": "TIMESTAMPTZ '2026-01-01 00:00:00+00' "
-        "+ INTERVAL (CAST(hash(i + 6) % 300 AS INTEGER)) DAY",
-        "last_seen": "TIMESTAMPTZ '2026-11-15 00:00:00+00'",
-        "run_id": "'run-1'",
-    }
-    cols = [f"CAST({formulas.get(n, 'NULL')} AS {t}) AS {n}" for n, t, _ in BREAK_COLUMNS]
-    con = duckdb.connect()
-    con.execute(f"COPY (SELECT {', '.join(cols)} FROM range({ROWS}) AS r(i)) TO '{path}' (FORMAT parquet)")
-    con.close()
-    return path
+    return write_breaks(folder / "breaks.parquet", ROWS)
 
 
 def _warehouse(folder: Path, parquet: Path) -> Path:

@@ -457,10 +457,6 @@ def match_rate(con: duckdb.DuckDBPyConnection, *, rule_ids: Sequence[str] | None
 # ---------------------------------------------------------------- breaks: open, trend, resolution
 
 _RECON_LEDGER = "strpos(l.rule_id, '.') = 0"
-_OPEN_AT = (
-    "l.first_seen <= r.started_at AND (l.cleared_at IS NULL OR l.cleared_at > r.started_at) "
-    "AND (l.reopened_at IS NULL OR l.reopened_at <= r.started_at)"
-)
 _LIVE_RUNS = (
     "SELECT run_id, min(started_at) AS started_at FROM reconciliation_runs WHERE replay IS NOT TRUE "
     "GROUP BY run_id"
@@ -479,14 +475,34 @@ def _open_per_run(
     con: duckdb.DuckDBPyConnection, legal_entities: Sequence[str] | None, rule_ids: Sequence[str] | None,
     by_entity: bool, run_ids: Sequence[str] | None = None,
 ) -> dict[tuple[str, str | None], int]:  # fmt: skip
-    """(run_id, entity or None) -> reconciliation breaks open at the run's start, from ``break_ledger``."""
+    """(run_id, entity or None) -> reconciliation breaks open at the run's start, from ``break_ledger``.
+
+    A ledger row is open at a run's start ``t`` when ``first_seen <= t``, ``cleared_at`` is NULL or
+    after ``t`` and ``reopened_at`` is NULL or at most ``t`` (module notes): exactly when ``since <= t
+    < cleared_at``, ``since`` being the later of first seen and reopened (no ``cleared_at``: no end).
+    So a run's count is the running sum, up to its start, of +1 at each row's ``since`` and -1 at
+    its ``cleared_at``: one pass over the ledger and an as-of join of the runs, rather than joining
+    every run to every ledger row (runs x breaks rows). Pairs with no open break have no entry.
+    """
     where, params = _scope("l.legal_entity_id", legal_entities, "l.rule_id", rule_ids)
     runs, run_params = _in("run_id", run_ids)
     rows = con.execute(
-        f"SELECT r.run_id, {_group('l.legal_entity_id', by_entity)}, count(*) "
-        f"FROM (SELECT * FROM ({_LIVE_RUNS}) WHERE {runs}) AS r JOIN break_ledger AS l ON {_OPEN_AT} "
-        f"WHERE {_RECON_LEDGER} AND {where} GROUP BY ALL",
-        run_params + params,
+        f"WITH l AS (SELECT {_group('l.legal_entity_id', by_entity)}, l.cleared_at, "
+        "CASE WHEN l.reopened_at > l.first_seen THEN l.reopened_at ELSE l.first_seen END AS since "
+        f"FROM break_ledger AS l WHERE l.first_seen IS NOT NULL AND {_RECON_LEDGER} AND {where}), "
+        "events AS (SELECT legal_entity_id, since AS moment, 1 AS delta FROM l "
+        "WHERE cleared_at IS NULL OR since < cleared_at "
+        "UNION ALL SELECT legal_entity_id, cleared_at, -1 FROM l WHERE since < cleared_at), "
+        "opened AS (SELECT legal_entity_id, moment, "
+        "sum(sum(delta)) OVER (PARTITION BY legal_entity_id ORDER BY moment) AS n FROM events "
+        "GROUP BY legal_entity_id, moment), "
+        "r AS (SELECT r.run_id, r.started_at, e.legal_entity_id "
+        f"FROM (SELECT * FROM ({_LIVE_RUNS}) WHERE {runs}) AS r "
+        "CROSS JOIN (SELECT DISTINCT legal_entity_id FROM opened) AS e) "
+        "SELECT r.run_id, r.legal_entity_id, o.n FROM r ASOF JOIN opened AS o "
+        "ON o.legal_entity_id IS NOT DISTINCT FROM r.legal_entity_id AND o.moment <= r.started_at "
+        "WHERE o.n > 0",
+        params + run_params,
     ).fetchall()
     return {(str(run_id), entity): int(n) for run_id, entity, n in rows}
 
