@@ -34,6 +34,8 @@ app = typer.Typer(
 )
 demo_app = typer.Typer(help="The embedded demo firm and its simulated systems.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
+user_app = typer.Typer(help="The app's users (HOME/users.yaml).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 HomeOption = Annotated[
     Path,
@@ -366,6 +368,45 @@ def schedule_cmd(home: HomeOption = Path("data")) -> None:
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="The login: lower-case letters, digits, _ . @ -.")],
+    role: Annotated[str, typer.Option(help="finance, pmo, executive or admin.")],
+    home: HomeOption = Path("data"),
+    display_name: Annotated[str | None, typer.Option(help="Shown in the app (default: the login).")] = None,
+    entity: Annotated[
+        list[str] | None,
+        typer.Option("--entity", help="A legal entity the user sees (repeat); leave out for every one."),
+    ] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a user of that name.")] = False,
+) -> None:
+    """Add a user to HOME/users.yaml, asking for the password twice (stored as a bcrypt hash only).
+
+    Exit codes: 0 added, 2 a bad name, role, entity or password, or the user exists (no --replace).
+    """
+    from data.users import User, UsersError, hash_password, save_user
+
+    home = _home(home)
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = User(
+            name=name, display_name=display_name or name, role=role,
+            password_hash=hash_password(password), legal_entities=tuple(entity) if entity else None,
+        )  # fmt: skip
+        users = save_user(home / "users.yaml", user, replace=replace)
+    except (ValueError, UsersError) as exc:  # pydantic's ValidationError is a ValueError
+        typer.echo(f"error: {_without_input(exc)}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{user.name} ({user.role}) saved in {users.path}; {len(users)} user(s).")
+
+
+def _without_input(exc: Exception) -> str:
+    """The error's message without the values pydantic repeats (a hash must never be echoed)."""
+    if hasattr(exc, "errors"):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return str(exc)
 
 
 @app.command("serve")

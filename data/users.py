@@ -55,6 +55,7 @@ __all__ = [
     "demo_users",
     "hash_password",
     "load_users",
+    "save_user",
 ]
 
 Role = Literal["finance", "pmo", "executive", "admin"]
@@ -259,6 +260,28 @@ def _explain(path: Path, data: Mapping[str, Any], exc: ValidationError) -> str:
         shown = f" (got {got!r})" if field in _ECHOED and isinstance(got, str | int | float) else ""
         lines.append(f"  {where}: {msg}{shown}")
     return "\n".join(lines)
+
+
+def save_user(path: Path, user: User, *, replace: bool = False) -> Users:
+    """Add ``user`` to users.yaml at ``path`` (created if missing, mode 0600); return the users.
+
+    The file is validated before and after, and written whole to a temporary file renamed over it,
+    so a failure leaves it as it was.
+
+    Raises:
+        UsersError: the file is invalid, or the user exists and ``replace`` is False.
+    """
+    current = list(load_users(path)) if path.exists() else []
+    if any(u.name == user.name for u in current) and not replace:
+        raise UsersError(f"{path}: user {user.name!r} exists; replace it explicitly to change it")
+    users = [u for u in current if u.name != user.name] + [user]
+    body = {"users": [u.model_dump(exclude_none=True, mode="json") for u in users]}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    tmp.chmod(0o600)
+    load_users(tmp)
+    tmp.replace(path)
+    return Users(users, path=path)
 
 
 def hash_password(plain: str, *, rounds: int = DEFAULT_ROUNDS) -> str:

@@ -176,3 +176,30 @@ def test_demo_users_one_per_role_plus_uk_finance(tmp_path: Path) -> None:
     for user in users:
         assert users.authenticate(user.name, "demo-pass") is user
         assert users.authenticate(user.name, "not-it") is None
+
+
+def test_tieout_user_add_writes_a_hash_and_refuses_a_second_add(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    args = ["user", "add", "olga", "--role", "finance", "--home", str(tmp_path), "--entity", "YC",
+            "--display-name", "Olga (YC finance)"]  # fmt: skip
+    added = runner.invoke(app, args, input="s3cret-pw\ns3cret-pw\n")
+    assert added.exit_code == 0, added.output
+    users = load_users(tmp_path / "users.yaml")
+    olga = users.authenticate("olga", "s3cret-pw")
+    assert olga is not None and olga.legal_entities == ("YC",) and olga.display_name == "Olga (YC finance)"
+    assert "s3cret-pw" not in (tmp_path / "users.yaml").read_text()
+    assert (tmp_path / "users.yaml").stat().st_mode & 0o777 == 0o600
+    again = runner.invoke(app, args, input="other-pw\nother-pw\n")
+    assert again.exit_code == 2 and "exists" in again.output
+    replaced = runner.invoke(app, [*args, "--replace"], input="other-pw\nother-pw\n")
+    assert replaced.exit_code == 0 and load_users(tmp_path / "users.yaml").authenticate("olga", "other-pw")
+    bad = runner.invoke(app, ["user", "add", "Bad Name", "--role", "boss", "--home", str(tmp_path)],
+                        input="pw-123456\npw-123456\n")  # fmt: skip
+    assert (
+        bad.exit_code == 2 and "role" in bad.output and "name" in bad.output and "pw-123456" not in bad.output
+    )
+    assert len(load_users(tmp_path / "users.yaml")) == 1

@@ -19,9 +19,12 @@ from typing import Any
 
 import pytest
 
+from data.users import User, hash_password, save_user
 from data.warehouse import connect
 from demo.live import free_port_base, serving
 from pipeline import PipelineRun, run_pipeline
+from tests.app.conftest import PASSWORD
+from tests.app.test_pages import PAGES, _entities_shown, _NoLegacyPagesDir, _problems, _signed_in
 
 pytestmark = pytest.mark.slow
 
@@ -193,3 +196,29 @@ def test_won_opportunities_without_a_project_and_receivables_past_due(firm: tupl
         and date.fromisoformat(r["invoice_date_due"]) < BUSINESS_DATE
     }  # fmt: skip
     assert {int(b[1]) for b in breaks_of(home, "receivables_past_due")} == past_due
+
+
+def test_the_app_shows_the_odoo_run_firm_within_each_users_legal_entities(
+    firm: tuple[Path, PipelineRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+    from streamlit.runtime import pages_manager
+
+    home, _ = firm
+    for name, role, entities in (("admin", "admin", None), ("yc_finance", "finance", ("YC",))):
+        user = User(name=name, display_name=name, role=role, legal_entities=entities,
+                    password_hash=hash_password(PASSWORD, rounds=4))  # fmt: skip
+        save_user(home / "users.yaml", user, replace=True)
+    monkeypatch.setattr(pages_manager, "Path", _NoLegacyPagesDir)  # see tests/app/test_pages.py: home
+    monkeypatch.setenv("TIEOUT_HOME", str(home))
+    st.cache_data.clear()
+    for name, allowed in (("admin", {"YC", "USC"}), ("yc_finance", {"YC"})):
+        at = _signed_in(name)
+        assert set(at.sidebar.multiselect[0].options) == allowed
+        shown: set[str] = set()
+        for page in PAGES:
+            at.switch_page(page).run()
+            assert not _problems(at), (name, page, _problems(at))
+            shown |= _entities_shown(at)
+        assert shown == allowed, (name, shown)
+    st.cache_data.clear()
