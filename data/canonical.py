@@ -127,6 +127,8 @@ TIME_ENTRIES = CanonicalTable("time_entries", "time_entry_id", (
     _c("bill_rate", MONEY, "billable rate per hour, in the project currency"),
     _c("cost_rate", MONEY, "cost rate per hour"),
     _c("billable_amount", MONEY, "hours × bill rate, rounded to cents"),
+    _c("bill_currency", TEXT, "ISO 4217 currency of the bill rate and billable amount (Harvest: the "
+       "client's; Odoo: the sales order line's)"),
     _c("cost_amount", MONEY, "cost of the time (Harvest: hours × cost rate; Odoo: `-amount`)"),
     _c("currency", TEXT, "ISO 4217 currency of the amounts, when the system says"),
     _c("invoice_id", TEXT, "invoice the time was billed on, in the same system"),

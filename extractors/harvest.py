@@ -67,7 +67,8 @@ MAPPINGS: dict[str, ObjectMapping] = {
         "cost_rate": "$.cost_rate",
         "billable_amount": f"round({_HOURS} * CAST($.billable_rate AS DECIMAL(18,2)), 2)",
         "cost_amount": f"round({_HOURS} * CAST($.cost_rate AS DECIMAL(18,2)), 2)",
-        "currency": "$.client.currency", "invoice_id": "$.invoice.id", "psa_id": "$.id", **_TIMESTAMPS,
+        "currency": "$.client.currency", "bill_currency": "$.client.currency", "invoice_id": "$.invoice.id",
+        "psa_id": "$.id", **_TIMESTAMPS,
     }),
     "invoices": ObjectMapping("invoices", {
         "invoice_id": "$.id", "number": "$.number", "kind": "'invoice'", "customer_id": "$.client.id",

@@ -24,6 +24,7 @@ of its own. The models and their mappings are :mod:`extractors.odoo_models`.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,9 @@ from extractors.staging import RawSink
 
 __all__ = ["OdooConnector"]
 
+logger = logging.getLogger(__name__)
+# What prices a timesheet line: its sales order line (model and fields read).
+_SALE_LINE, _SALE_LINE_FIELDS = "sale.order.line", ("price_unit", "currency_id")
 # Odoo exceptions that mean the credentials or the user's rights were refused.
 _AUTH_ERRORS = frozenset({"odoo.exceptions.AccessDenied", "odoo.exceptions.AccessError"})
 _MAX_MESSAGE = 300
@@ -64,6 +68,7 @@ class OdooConnector(HttpConnector):
         self.config = config
         self._uid: int | None = None
         self._fields: dict[str, frozenset[str]] = {}
+        self._sale_lines: dict[int, dict[str, Any]] = {}
 
     def model(self, obj: str) -> OdooModel:
         """The model ``obj`` is read from (sources.yaml ``models``, else the object's default)."""
@@ -107,8 +112,58 @@ class OdooConnector(HttpConnector):
 
         spec = self._call_spec(obj, model.name, "search_read", named)
         paging = OffsetLimitPaging(self.config.page_size, body_path=self._kwargs_path)
+        priced = "so_line" in named["fields"] and self._sale_lines_readable(obj)
         for page in self.http.paginate(spec, paging, entity=obj, records_at=records):
+            if priced:
+                self._add_sale_lines(obj, page)
             sink.records(page)
+
+    def _sale_lines_readable(self, obj: str) -> bool:
+        """Whether the server has sale.order.line with its price (``fields_get``, asked once).
+
+        A timesheet line's ``so_line`` prices it; without the model (an Odoo without the Sales app,
+        or a replay of records that lack it) the lines stay unpriced, which the log says once.
+
+        Raises:
+            SchemaDrift: the model is there without ``price_unit`` or ``currency_id``.
+            extractors.errors.AuthFailed, extractors.errors.SourceUnavailable: as any call.
+        """
+        try:
+            available = self._available_fields(obj, _SALE_LINE)
+        except ExtractorError as exc:
+            if type(exc) is not ExtractorError:  # refused credentials, an unavailable server, ...
+                raise
+            logger.warning(
+                "Odoo %r (%s): %s is not readable (%s); timesheet lines get no bill rate or billable amount.",
+                self.system, obj, _SALE_LINE, exc.message,
+            )  # fmt: skip
+            return False
+        missing = [f for f in _SALE_LINE_FIELDS if f not in available]
+        if missing:
+            raise SchemaDrift(
+                f"Odoo {self.system!r} ({obj}): model {_SALE_LINE} has no field {', '.join(missing)} "
+                "(fields_get); it prices the timesheet lines.",
+                source_system=self.system, entity=obj,
+            )  # fmt: skip
+        return True
+
+    def _add_sale_lines(self, obj: str, page: list[dict[str, Any]]) -> None:
+        """Add ``_sale_line`` (``price_unit``, ``currency_id``) to each record with a ``so_line``.
+
+        Sales order lines are read once per connector (``search_read`` by id) and kept.
+        """
+        wanted = sorted({r["so_line"][0] for r in page if r.get("so_line")} - self._sale_lines.keys())
+        if wanted:
+            named = {"domain": [["id", "in", wanted]], "fields": list(_SALE_LINE_FIELDS),
+                     "context": {"active_test": False}}  # fmt: skip
+            spec = self._call_spec(obj, _SALE_LINE, "search_read", named)
+            response = self.http.request_json(spec, entity=obj)
+            for line in self._answer(response, obj, f"{_SALE_LINE}.search_read"):
+                self._sale_lines[line["id"]] = {f: line.get(f) for f in _SALE_LINE_FIELDS}
+        for record in page:
+            line = self._sale_lines.get(record["so_line"][0]) if record.get("so_line") else None
+            if line is not None:
+                record["_sale_line"] = line
 
     def _fields_of(self, obj: str, model: OdooModel) -> list[str]:
         """The fields of ``model`` to read: all it should have, less the optional ones it lacks.

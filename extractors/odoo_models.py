@@ -119,14 +119,21 @@ _TIMESHEETS = OdooModel(
     # Timesheet lines are the analytic lines with a project.
     "account.analytic.line", "time_entries", [["project_id", "!=", False]],
     ("id", "date", "project_id", "account_id", "partner_id", "employee_id", "unit_amount", "amount",
-     "currency_id", "company_id", "timesheet_invoice_id", "timesheet_invoice_type", "x_harvest_id", *_AUDIT),
-    _CUSTOM,
+     "currency_id", "company_id", "timesheet_invoice_id", "timesheet_invoice_type", "so_line", "x_harvest_id",
+     *_AUDIT),
+    _CUSTOM | {"so_line"},  # so_line comes with the Sales app's timesheet billing (sale_timesheet)
     ObjectMapping("time_entries", {
         "time_entry_id": "$.id", "project_id": "$.project_id[0]", "project_code": _ACCOUNT_CODE,
         "customer_id": "$.partner_id[0]", "person_id": "$.employee_id[0]",
         "person_name": "$.employee_id[1]", "spent_date": "$.date", "billing_period": "left($.date, 7)",
         "hours": "$.unit_amount", "billable": "$.timesheet_invoice_type LIKE 'billable%'",
         "approved": "true", "cost_amount": "-CAST($.amount AS DECIMAL(18,2))",
+        # Billed at its sales order line's unit price, in that line's currency (the connector
+        # adds the line to the record as _sale_line).
+        "bill_rate": "CAST($._sale_line.price_unit AS DECIMAL(18,2))",
+        "billable_amount": "round(CAST($.unit_amount AS DECIMAL(18,2)) * CAST($._sale_line.price_unit "
+                           "AS DECIMAL(18,2)), 2)",
+        "bill_currency": "$._sale_line.currency_id[1]",
         "currency": "$.currency_id[1]", "invoice_id": "$.timesheet_invoice_id[0]",
         "legal_entity_id": _LEGAL_ENTITY, "psa_id": _HARVEST_ID, **_TIMESTAMPS,
     }),

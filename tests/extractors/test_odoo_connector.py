@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -605,7 +606,8 @@ def test_mappings_read_only_requested_fields() -> None:
     for model in (m for by_name in MODELS.values() for m in by_name.values()):
         exprs = [e.value if isinstance(e, Lookup) else e for e in model.mapping.fields.values()]
         paths = {m for e in exprs for m in re.findall(r"\$\.([A-Za-z_][A-Za-z0-9_]*)", str(e))}
-        assert paths <= set(model.fields), (model.name, paths - set(model.fields))
+        added = {"_sale_line"} if "so_line" in model.fields else set()  # the connector adds it
+        assert paths <= set(model.fields) | added, (model.name, paths - set(model.fields))
 
 
 # --- the mappings over real Odoo 19 records ------------------------------------------------------
@@ -675,3 +677,70 @@ def test_real_odoo19_records_map_without_quarantine(obj: str, tmp_path: Path) ->
             f"SELECT count(*) FILTER (WHERE updated_at IS NULL) FROM '{canonical}'"
         ).fetchone()
         assert nulls == (0,)
+
+
+# --- timesheet lines priced by their sales order line -------------------------------------------
+
+
+@contextlib.contextmanager
+def _replay_transport(folder: Path) -> Iterator[httpx.BaseTransport]:
+    from starlette.testclient import TestClient  # importing it warns (see pytestmark)
+
+    from demo.odoo_replay import load_replay
+
+    app, _ = create_app(load_replay(folder), database=DB, login=LOGIN, api_key=KEY)
+    with TestClient(app, base_url=BASE_URL) as client:
+        yield client._transport
+
+
+def _sale_lines_from_invoice_lines() -> list[dict[str, Any]]:
+    """Sales order lines as Odoo's read answers them, rebuilt from the dumped invoice lines that
+    billed them (Odoo copies the order line's unit price and currency onto the invoice line)."""
+    dump = json.loads((REAL / "account.move.line.json").read_text(encoding="utf-8"))
+    lines: dict[int, dict[str, Any]] = {}
+    for ml in dump["records"]:
+        for sale_line in ml["sale_line_ids"]:
+            lines.setdefault(sale_line, {"id": sale_line, "price_unit": ml["price_unit"],
+                                         "currency_id": ml["currency_id"]})  # fmt: skip
+    return sorted(lines.values(), key=lambda r: r["id"])
+
+
+@pytest.mark.parametrize("with_sale_lines", [True, False])
+def test_timesheet_lines_are_priced_at_their_sales_order_line(
+    credentials: None, tmp_path: Path, caplog: pytest.LogCaptureFixture, with_sale_lines: bool
+) -> None:
+    if not REAL.exists():
+        pytest.skip(f"real Odoo 19 records not found at {REAL}")
+    folder = tmp_path / "odoo"
+    shutil.copytree(REAL, folder)
+    sale_lines = {r["id"]: r for r in _sale_lines_from_invoice_lines()} if with_sale_lines else {}
+    if with_sale_lines:
+        meta = {"id": {"string": "ID", "type": "integer"},
+                "price_unit": {"string": "Unit Price", "type": "float"},
+                "currency_id": {"string": "Currency", "type": "many2one", "relation": "res.currency"}}  # fmt: skip
+        (folder / "sale.order.line.json").write_text(json.dumps({
+            "model": "sale.order.line", "domain": [], "fields_meta": meta, "records": list(sale_lines.values()),
+        }))  # fmt: skip
+    with _replay_transport(folder) as transport:
+        connector = make_connector(tmp_path, transport, page_size=2000)
+        counts, canonical = extract(connector, "time_entries", tmp_path)
+        connector.close()
+
+    timesheets = json.loads((REAL / "account.analytic.line.json").read_text())["records"]
+    expected = {}
+    for r in timesheets:
+        line = sale_lines.get(r["so_line"][0]) if r["so_line"] else None
+        rate = None if line is None else Decimal(str(line["price_unit"])).quantize(Decimal("0.01"))
+        # half away from zero, as Odoo rounds money
+        amount = (
+            None
+            if rate is None
+            else (Decimal(str(r["unit_amount"])) * rate).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        )
+        expected[str(r["id"])] = (rate, amount, None if line is None else line["currency_id"][1])
+    got = {i: (rate, amount, cur) for i, rate, amount, cur in
+           query(f"SELECT time_entry_id, bill_rate, billable_amount, bill_currency FROM '{canonical}'")}  # fmt: skip
+    assert counts.quarantined == 0 and got == expected
+    priced = sum(1 for v in got.values() if v[0] is not None)
+    assert (priced > 4000) if with_sale_lines else (priced == 0)
+    assert ("sale.order.line is not readable" in caplog.text) is not with_sale_lines
