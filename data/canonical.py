@@ -104,6 +104,8 @@ PROJECTS = CanonicalTable("projects", "project_id", (
     _c("start_date", DATE, "first day of the project (deals: the close date)"),
     _c("end_date", DATE, "planned last day"),
     _c("won_at", TS, "when the deal was won (HubSpot `closedate`); NULL elsewhere"),
+    _c("project_manager", TEXT, "who manages the project (Harvest: the users assigned as project "
+       "manager, names joined by `, `; Odoo: `user_id`)"),
     _c("crm_id", TEXT, "HubSpot deal id"),
     _c("psa_id", TEXT, "Harvest project id (Odoo: `x_harvest_id`)"),
     _c("erp_id", TEXT, "Odoo project id"),

@@ -8,9 +8,9 @@ from an ended billing period, on no invoice. The break carries the grouping and 
 ``source_id`` is the time entry's id in ``source_system``, whose ``time_entries`` row gives the
 day, the person and the hours. The totals here are the unbilled WIP of :func:`data.kpis.unbilled_wip`.
 
-There is no project manager dimension: the canonical ``projects`` table holds no manager (the
-Harvest extractor does not read ``/v2/user_assignments``), so groups are by project, customer or
-legal entity.
+Groups are by project, project manager, customer or legal entity. The project manager is the
+``project_manager`` of the time entry's project in the same system's current ``projects``
+snapshot (Harvest: its users assigned as project manager; Odoo: ``user_id``).
 
 Scope, as everywhere: ``legal_entities=None`` means every entity, ``()`` none, and a break whose
 entity is unknown (NULL) only shows without a limit. ``period`` (``YYYY-MM``) keeps the time of
@@ -38,12 +38,13 @@ __all__ = [
     "unbilled_summary",
 ]
 
-Dimension = Literal["project", "customer", "legal_entity"]
-#: Each grouping dimension -> (its column in the ``breaks`` view, its label).
+Dimension = Literal["project", "project_manager", "customer", "legal_entity"]
+#: Each grouping dimension -> (its column: ``b.`` the break, ``p.`` the time entry's project; its label).
 DIMENSIONS: dict[str, tuple[str, str]] = {
-    "project": ("project_code", "Project"),
-    "customer": ("customer", "Customer"),
-    "legal_entity": ("legal_entity_id", "Legal entity"),
+    "project": ("b.project_code", "Project"),
+    "project_manager": ("p.project_manager", "Project manager"),
+    "customer": ("b.customer", "Customer"),
+    "legal_entity": ("b.legal_entity_id", "Legal entity"),
 }
 #: Columns of :func:`unbilled_summary` -> pandas dtype.
 SUMMARY_COLUMNS = {
@@ -55,24 +56,26 @@ ENTRY_COLUMNS = {
     "time_entry_id": "object", "spent_date": "object", "person_name": "object", "hours": "object",
     "billable_amount": "object", "currency": "object", "amount_at_risk": "object",
     "reporting_currency": "object", "age_days": "Int64", "aging_bucket": "object", "project_code": "object",
-    "customer": "object", "legal_entity_id": "object", "invoice_cycle": "object", "break_id": "object",
+    "project_manager": "object", "customer": "object", "legal_entity_id": "object", "invoice_cycle": "object",
+    "break_id": "object",
 }  # fmt: skip
 
 _FROM = (
     "FROM breaks AS b LEFT JOIN time_entries AS t "
-    "ON t.system = b.source_system AND t.time_entry_id = b.source_id"
+    "ON t.system = b.source_system AND t.time_entry_id = b.source_id "
+    "LEFT JOIN projects AS p ON p.system = t.system AND p.project_id = t.project_id"
 )
 
 
 def _column(by: str) -> str:
-    """The ``breaks`` column of dimension ``by``.
+    """The column of dimension ``by`` (over :data:`_FROM`).
 
     Raises:
         ValueError: ``by`` is not a key of :data:`DIMENSIONS`.
     """
     if by not in DIMENSIONS:
         raise ValueError(f"unknown dimension {by!r}; dimensions: {', '.join(DIMENSIONS)}")
-    return "b." + DIMENSIONS[by][0]
+    return DIMENSIONS[by][0]
 
 
 def _where(legal_entities: Sequence[str] | None, period: str | None, rule_id: str) -> tuple[str, list[Any]]:
@@ -110,8 +113,9 @@ def unbilled_summary(
     """Return the unbilled time per group of dimension ``by`` and aging bucket: entries, hours, value.
 
     Args:
-        con: a connection to the warehouse (views ``breaks``, ``time_entries``).
-        by: ``project`` (project code), ``customer`` (name) or ``legal_entity`` (:data:`DIMENSIONS`).
+        con: a connection to the warehouse (views ``breaks``, ``time_entries``, ``projects``).
+        by: ``project`` (project code), ``project_manager`` (name), ``customer`` (name) or
+            ``legal_entity`` (:data:`DIMENSIONS`).
         legal_entities: the legal entities shown (None: all; ``()``: none).
         period: only time of this billing period ``YYYY-MM`` (None: all periods).
         rule_id: the unbilled-time rule (default :data:`data.kpis.UNBILLED_RULE`).
@@ -204,7 +208,7 @@ def unbilled_entries(
     """Return the unbilled time entries of one group (the drill-down of :func:`unbilled_summary`).
 
     Args:
-        con: a connection to the warehouse (views ``breaks``, ``time_entries``).
+        con: a connection to the warehouse (views ``breaks``, ``time_entries``, ``projects``).
         by: the dimension of ``group`` (None: every entry in scope, ``group`` ignored).
         group: the group's value in dimension ``by``; None selects the entries without one.
         legal_entities: the legal entities shown (None: all; ``()``: none).
@@ -218,7 +222,8 @@ def unbilled_entries(
         the entry is not in the current snapshot of ``time_entries`` —, ``billable_amount``
         (Decimal, hours x bill rate) in ``currency``, ``amount_at_risk`` (Decimal or None) in
         ``reporting_currency``, ``age_days`` (Int64, days since worked), ``aging_bucket``,
-        ``project_code``, ``customer``, ``legal_entity_id``, ``invoice_cycle`` (the billing period)
+        ``project_code``, ``project_manager``, ``customer``, ``legal_entity_id``, ``invoice_cycle``
+        (the billing period)
         and ``break_id``. Oldest first, then by ``time_entry_id``. Empty frame, same columns, if none.
 
     Raises:
@@ -233,7 +238,8 @@ def unbilled_entries(
         params.append(aging_bucket)
     rows = con.execute(
         "SELECT b.source_id, t.spent_date, t.person_name, t.hours, b.amount, b.currency, b.amount_at_risk, "
-        "b.reporting_currency, b.age_days, b.aging_bucket, b.project_code, b.customer, b.legal_entity_id, "
+        "b.reporting_currency, b.age_days, b.aging_bucket, b.project_code, p.project_manager, b.customer, "
+        "b.legal_entity_id, "
         f"b.invoice_cycle, b.break_id {_FROM} WHERE {where} "
         "ORDER BY b.age_days DESC NULLS LAST, b.source_id",
         params,

@@ -41,12 +41,14 @@ class MasterViews:
         erp_project: Harvest project id → its Odoo project row (absent: not in Odoo).
         erp_partner: HubSpot id → Odoo partner row of the customer.
         psa_client: HubSpot id → Harvest client row.
+        user_name: consultant id → full name (a Harvest user, an Odoo user).
     """
 
     tables: dict[str, list[Row]] = field(default_factory=dict)
     erp_project: dict[int, Row] = field(default_factory=dict)
     erp_partner: dict[str, Row] = field(default_factory=dict)
     psa_client: dict[str, Row] = field(default_factory=dict)
+    user_name: dict[int, str] = field(default_factory=dict)
 
     def add(self, key: str, row: Row) -> Row:
         """Append ``row`` to table ``key`` and return it."""
@@ -105,6 +107,7 @@ def _people(firm: Firm, v: MasterViews) -> None:
             "is_active": True, "is_project_manager": c.is_project_manager,
             "default_hourly_rate": c.bill_rate, "cost_rate": c.cost_rate,
             "legal_entity": c.legal_entity, "created_at": start, "updated_at": start})  # fmt: skip
+        v.user_name[c.id] = f"{c.first_name} {c.last_name}"
         cid, cname = company_m2o(c.legal_entity)
         v.add("erp/hr.employee", {
             "id": c.odoo_employee_id, "name": c.name, "active": True, "company_id": cid,
@@ -340,6 +343,8 @@ def _erp_project(p: Project, v: MasterViews, erp_id: int, analytic_id: int, acti
         "allow_billable": True, "pricing_type": "fixed_rate" if p.fixed_fee else "employee_rate",
         "x_billing_model": "fixed_fee" if p.fixed_fee else "time_and_materials",
         "x_harvest_id": p.id, "date_start": p.starts_on, "date": p.ends_on,
+        # The firm's consultants are Odoo users with the same ids as in Harvest.
+        "user_id": p.manager_id, "user_id__display": v.user_name[p.manager_id],
         "create_date": created, "write_date": created,
     }  # fmt: skip
 

@@ -41,7 +41,7 @@ _RELATIONS = {
     "property_product_pricelist": "product.pricelist", "employee_id": "hr.employee",
     "project_id": "project.project", "account_id": "account.analytic.account",
     "move_id": "account.move", "timesheet_invoice_id": "account.move",
-    "reversed_entry_id": "account.move",
+    "reversed_entry_id": "account.move", "user_id": "res.users",
 }  # fmt: skip
 _COMMON = {
     "id": "ID", "name": "Name", "active": "Active", "company_id": "Company",
@@ -65,7 +65,7 @@ _LABELS: dict[str, dict[str, str]] = {
     },
     "project.project": {
         "partner_id": "Customer", "allow_billable": "Billable", "pricing_type": "Pricing",
-        "date_start": "Start Date", "date": "Expiration Date",
+        "date_start": "Start Date", "date": "Expiration Date", "user_id": "Project Manager",
     },
     "account.analytic.line": {
         "name": "Description", "employee_id": "Employee", "project_id": "Project",

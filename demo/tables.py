@@ -138,7 +138,8 @@ ODOO_PROJECTS = _t(
     ("partner_id", I64), ("partner_id__display", S), ("company_id", I64),
     ("company_id__display", S), ("currency_id", I64), ("currency_id__display", S),
     ("allow_billable", B), ("pricing_type", S), ("x_billing_model", S), ("x_harvest_id", I64),
-    ("date_start", D), ("date", D), ("create_date", TS), ("write_date", TS),
+    ("date_start", D), ("date", D), ("user_id", I64), ("user_id__display", S), ("create_date", TS),
+    ("write_date", TS),
 )  # fmt: skip
 ODOO_TIMESHEETS = _t(
     "erp", "account.analytic.line",

@@ -57,6 +57,7 @@ MAPPINGS: dict[str, ObjectMapping] = {
         "billing_model": Lookup("$.is_fixed_fee || '|' || $.is_billable", "harvest_billing_model"),
         "status": Lookup("$.is_active", "active_flag"), "currency": "$.client.currency",
         "contract_amount": "$.fee", "start_date": "$.starts_on", "end_date": "$.ends_on",
+        "project_manager": "$._project_managers",  # added by the connector (user assignments)
         "psa_id": "$.id", **_TIMESTAMPS,
     }),
     "time_entries": ObjectMapping("time_entries", {
@@ -116,6 +117,27 @@ class HarvestConnector(HttpConnector):
         if since is not None:
             params["updated_since"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         spec = RequestSpec(endpoint.path, params=params)
+        managers = self._project_managers(obj) if obj == "projects" else {}
         for page in self.http.paginate(spec, NextLinkPaging("links.next"), entity=obj,
                                        records_at=endpoint.records_at):  # fmt: skip
+            for record in page if obj == "projects" else ():
+                record["_project_managers"] = managers.get(record.get("id"))
             sink.records(page)
+
+    def _project_managers(self, obj: str) -> dict[int, str]:
+        """Project id -> the names of its project managers, sorted and joined by ``, ``.
+
+        Harvest keeps them on the user assignments (``GET /v2/user_assignments``,
+        ``is_project_manager``), not on the project, so every pull of projects reads them all
+        (archived projects' assignments included: an archived project keeps its manager).
+        """
+        params: dict[str, str | int] = {"per_page": self.config.page_size}
+        spec = RequestSpec("/v2/user_assignments", params=params)
+        names: dict[int, set[str]] = {}
+        for page in self.http.paginate(spec, NextLinkPaging("links.next"), entity=obj,
+                                       records_at="user_assignments"):  # fmt: skip
+            for assignment in page:
+                user, project = assignment.get("user") or {}, assignment.get("project") or {}
+                if assignment.get("is_project_manager") and user.get("name") and "id" in project:
+                    names.setdefault(project["id"], set()).add(str(user["name"]))
+        return {project: ", ".join(sorted(people)) for project, people in names.items()}

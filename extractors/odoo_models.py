@@ -85,7 +85,7 @@ _PARTNERS = OdooModel(
 _PROJECTS = OdooModel(
     "project.project", "projects", [],
     ("id", "name", "account_id", "partner_id", "company_id", "currency_id", "allow_billable",
-     "pricing_type", "x_billing_model", "active", "date_start", "date", "x_harvest_id", *_AUDIT),
+     "pricing_type", "x_billing_model", "active", "date_start", "date", "user_id", "x_harvest_id", *_AUDIT),
     _CUSTOM,
     ObjectMapping("projects", {
         "project_id": "$.id", "code": _ACCOUNT_CODE, "name": "$.name", "customer_id": "$.partner_id[0]",
@@ -96,6 +96,7 @@ _PROJECTS = OdooModel(
         ),
         "status": _STATUS, "currency": "$.currency_id[1]", "legal_entity_id": _LEGAL_ENTITY,
         "start_date": "nullif($.date_start, 'false')", "end_date": "nullif($.date, 'false')",
+        "project_manager": "$.user_id[1]",
         "psa_id": _HARVEST_ID, "erp_id": "$.id", **_TIMESTAMPS,
     }),
 )  # fmt: skip

@@ -1,9 +1,9 @@
-"""Unbilled time (PMO): approved billable time not invoiced, by project, customer or legal entity.
+"""Unbilled time (PMO): approved billable time not invoiced, by project, manager, customer or entity.
 
 Groups the open breaks of rule ``unbilled_time`` by a chosen dimension and aging bucket (hours and
 value in the reporting currency), and drills down from one group to its time entries. Everything
 stays within the user's legal entities and the sidebar's billing period; the query layer is
-:mod:`data.unbilled` (no project manager dimension: the canonical data holds none).
+:mod:`data.unbilled`.
 """
 
 from __future__ import annotations

@@ -13,8 +13,11 @@ Breaks of rule unbilled_time (source: PSA time entry; value in the reporting cur
     B6     T6     DE      DE-1     -         90+     200   10.00 EUR   11.00   2026-03  (not in the snapshot)
     B7     T7     -       -        -         31-60    33    5.00 USD    5.00   2026-08  0.50
 
+Project managers (PSA projects): T1, T2 on P1 (Mia); T3 on P2 (Mia, Noa); T4, T5 on P3 (Olu); T7 on
+no project.
+
 Noise that must never count: a break of another rule on T1, a data-quality break, and the ERP's own
-time entry T1 (another system, 99 hours).
+time entry T1 (another system, 99 hours) and project P1 (managed by Zed).
 """
 
 from __future__ import annotations
@@ -48,15 +51,17 @@ BREAKS = [
     ("B6", "T6", "DE", "DE-1", None, "90+", 200, "10.00", "EUR", "11.00", "2026-03"),
     ("B7", "T7", None, None, None, "31-60", 33, "5.00", "USD", "5.00", "2026-08"),
 ]
-# PSA time entries: (id, spent date, person, hours)
+# PSA time entries: (id, spent date, person, hours, project)
 TIME = [
-    ("T1", date(2026, 9, 5), "Ana", "8.00"),
-    ("T2", date(2026, 8, 1), "Ben", "4.50"),
-    ("T3", date(2026, 6, 2), "Ana", "2.00"),
-    ("T4", date(2026, 9, 25), "Cy", "6.00"),
-    ("T5", date(2026, 7, 6), "Cy", "1.25"),
-    ("T7", date(2026, 8, 12), "Dee", "0.50"),
+    ("T1", date(2026, 9, 5), "Ana", "8.00", "P1"),
+    ("T2", date(2026, 8, 1), "Ben", "4.50", "P1"),
+    ("T3", date(2026, 6, 2), "Ana", "2.00", "P2"),
+    ("T4", date(2026, 9, 25), "Cy", "6.00", "P3"),
+    ("T5", date(2026, 7, 6), "Cy", "1.25", "P3"),
+    ("T7", date(2026, 8, 12), "Dee", "0.50", None),
 ]
+# (system, project, manager)
+PROJECTS = [("psa", "P1", "Mia"), ("psa", "P2", "Mia, Noa"), ("psa", "P3", "Olu"), ("erp", "P1", "Zed")]
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, **values: Any) -> None:
@@ -70,8 +75,9 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, **values: Any) -> None:
 def warehouse() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"CREATE TABLE breaks ({', '.join(f'{c} {t}' for c, t, _ in BREAK_COLUMNS)})")
-    columns = (*LINEAGE, *CANONICAL["time_entries"].columns)
-    con.execute(f"CREATE TABLE time_entries ({', '.join(f'{c.name} {c.sql_type}' for c in columns)})")
+    for table in ("time_entries", "projects"):
+        columns = (*LINEAGE, *CANONICAL[table].columns)
+        con.execute(f"CREATE TABLE {table} ({', '.join(f'{c.name} {c.sql_type}' for c in columns)})")
     return con
 
 
@@ -90,9 +96,12 @@ def con() -> duckdb.DuckDBPyConnection:
            amount="100.00", currency="GBP", amount_at_risk="125.00", reporting_currency="USD")  # fmt: skip
     insert(c, "breaks", break_id="X2", rule_id="time_entries.hours_in_range", category="data_quality",
            break_type="failed_expectation", source_system="psa", source_id="T2", legal_entity_id="UK")  # fmt: skip
-    for tid, spent, person, hours in TIME:
+    for tid, spent, person, hours, project in TIME:
         insert(c, "time_entries", system="psa", time_entry_id=tid, spent_date=spent, person_name=person,
-               hours=hours, billing_period=f"{spent:%Y-%m}", approved=True, billable=True)  # fmt: skip
+               hours=hours, billing_period=f"{spent:%Y-%m}", approved=True, billable=True,
+               project_id=project)  # fmt: skip
+    for system, project, manager in PROJECTS:
+        insert(c, "projects", system=system, project_id=project, project_manager=manager)
     insert(c, "time_entries", system="erp", time_entry_id="T1", spent_date=date(2026, 9, 5), person_name="X",
            hours="99.00")  # fmt: skip
     return c
@@ -127,6 +136,12 @@ def test_summary_by_project_and_customer(con: duckdb.DuckDBPyConnection) -> None
         ("UK-1", "0-30", 1, D("8.00")), ("US-1", "0-30", 1, D("6.00")), ("UK-1", "31-60", 1, D("4.50")),
         (None, "31-60", 1, D("0.50")), ("US-1", "61-90", 1, D("1.25")), ("DE-1", "90+", 1, None),
         ("UK-2", "90+", 1, D("2.00")),
+    ]  # fmt: skip
+    managers = rows(unbilled_summary(con, by="project_manager"))
+    assert [(g, b, n, h) for g, b, n, h, *_ in managers] == [
+        ("Mia", "0-30", 1, D("8.00")), ("Olu", "0-30", 1, D("6.00")), ("Mia", "31-60", 1, D("4.50")),
+        (None, "31-60", 1, D("0.50")), ("Olu", "61-90", 1, D("1.25")), ("Mia, Noa", "90+", 1, D("2.00")),
+        (None, "90+", 1, None),  # T6 is not in the snapshot: no project, no manager
     ]  # fmt: skip
     customers = rows(unbilled_summary(con, by="customer", legal_entities=("US",)))
     assert customers == [
@@ -206,7 +221,7 @@ def test_entries_of_one_group_oldest_first(con: duckdb.DuckDBPyConnection) -> No
     assert list(frame.columns) == list(ENTRY_COLUMNS)
     assert rows(frame)[0] == (
         "T5", date(2026, 7, 6), "Cy", D("1.25"), D("80.00"), "USD", D("80.00"), "USD", 70, "61-90", "US-1",
-        "Acme", "US", "2026-07", "B5",
+        "Olu", "Acme", "US", "2026-07", "B5",
     )  # fmt: skip
     assert list(frame["time_entry_id"]) == ["T5", "T2", "T4", "T1"]
     assert frame.loc[frame["time_entry_id"] == "T1", "hours"].item() == D("8.00")  # the PSA's, not the ERP's
@@ -223,6 +238,8 @@ def test_entries_of_one_group_oldest_first(con: duckdb.DuckDBPyConnection) -> No
         ({"by": "legal_entity", "group": None, "legal_entities": ("UK", "US")}, []),  # unknown entity: hidden
         ({"by": "legal_entity", "group": "US", "legal_entities": ("UK",)}, []),  # outside the scope
         ({"by": "project", "group": "UK-2"}, ["T3"]),
+        ({"by": "project_manager", "group": "Mia"}, ["T2", "T1"]),
+        ({"by": "project_manager", "group": None}, ["T6", "T7"]),
         ({}, ["T6", "T3", "T5", "T2", "T7", "T4", "T1"]),  # every entry in scope
         ({"legal_entities": ("DE",)}, ["T6"]),
     ],
@@ -236,8 +253,8 @@ def test_entries_filters_and_scope(
 def test_an_entry_missing_from_the_snapshot_keeps_its_break_values(con: duckdb.DuckDBPyConnection) -> None:
     (row,) = rows(unbilled_entries(con, by="project", group="DE-1"))
     assert row == (
-        "T6", None, None, None, D("10.00"), "EUR", D("11.00"), "USD", 200, "90+", "DE-1", None, "DE", "2026-03",
-        "B6",
+        "T6", None, None, None, D("10.00"), "EUR", D("11.00"), "USD", 200, "90+", "DE-1", None, None, "DE",
+        "2026-03", "B6",
     )  # fmt: skip
 
 

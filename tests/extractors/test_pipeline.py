@@ -93,6 +93,18 @@ def test_every_record_of_every_object_lands_exactly_once(home: Path, demo_home: 
     assert entities == [("DE",), ("UK",), ("US",)], "Odoo companies map to legal entities (value_maps)"
     runs = _fast(results)
     assert runs["psa", "time_entries"].rows == _one(demo, 'SELECT count(*) FROM "psa/time_entries"')
+    # Project managers: Harvest's from its user assignments, Odoo's from user_id; the same people.
+    managers = set(demo.execute(
+        "SELECT CAST(p.id AS VARCHAR), u.first_name || ' ' || u.last_name FROM \"psa/projects\" AS p "
+        "JOIN \"psa/users\" AS u ON u.id = p.project_manager_id"
+    ).fetchall())  # fmt: skip
+    assert set(
+        wh.execute("SELECT project_id, project_manager FROM projects WHERE system = 'psa'").fetchall()
+    ) == (managers)
+    in_erp = wh.execute(
+        "SELECT psa_id, project_manager FROM projects WHERE system = 'erp' AND psa_id IS NOT NULL"
+    )
+    assert set(in_erp.fetchall()) <= managers
 
 
 def test_second_pull_is_incremental_and_the_snapshot_stays_complete(home: Path) -> None:
