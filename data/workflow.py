@@ -302,42 +302,47 @@ class Workflow:
             _apply(con, user, "set_status", changes, now)
         return len(changes)
 
-    def comment(self, user: User, break_id: str, text: str) -> int:
-        """Add a comment to a break (also an audit row, and the break's last action).
+    def comment(self, user: User, break_ids: Iterable[str], text: str) -> list[int]:
+        """Add one comment to each of ``break_ids`` (also an audit row each, and their last action).
+
+        All or nothing: one transaction, refused whole if any break is refused.
 
         Returns:
-            The comment's id.
+            The comments' ids, in the order of ``break_ids``.
 
         Raises:
-            NotPermitted: the role may not comment, or the break is outside the user's legal entities.
-            InvalidRequest: the text is empty or longer than 10,000 characters.
-            UnknownBreak: the entity resolver does not know the break.
-            ConcurrentChange: the break's row was created meanwhile.
+            NotPermitted: the role may not comment, or a break is outside the user's legal entities.
+            InvalidRequest: no break, or the text is empty or longer than 10,000 characters.
+            UnknownBreak: the entity resolver does not know a break.
+            ConcurrentChange: a break's row was created meanwhile.
         """
         self._require(user, "comment")
-        ids = _ids([break_id])
+        ids = _ids(break_ids)
         body = text.strip()
         if not body:
-            raise InvalidRequest(f"break {break_id}: the comment is empty")
+            raise InvalidRequest(f"break {ids[0]}: the comment is empty")
         if len(body) > _MAX_COMMENT_CHARS:
             raise InvalidRequest(
-                f"break {break_id}: the comment is longer than {_MAX_COMMENT_CHARS} characters"
+                f"break {ids[0]}: the comment is longer than {_MAX_COMMENT_CHARS} characters"
             )
         self._scope(user, ids)
         now = self._now()
+        made: list[int] = []
         with self.engine.begin() as con:
             current = _current(con, ids)
-            _touch(con, user, break_id, current.get(break_id), {}, now)
-            result = con.execute(
-                sa.insert(BREAK_COMMENTS).values(break_id=break_id, author=user.name, at=now, text=body)
-            )
-            con.execute(sa.insert(AUDIT_LOG).values(
-                at=now, user=user.name, break_id=break_id, action="comment", field="comment",
-                old_value=None, new_value=body,
-            ))  # fmt: skip
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0])
+            for break_id in ids:
+                _touch(con, user, break_id, current.get(break_id), {}, now)
+                result = con.execute(
+                    sa.insert(BREAK_COMMENTS).values(break_id=break_id, author=user.name, at=now, text=body)
+                )
+                con.execute(sa.insert(AUDIT_LOG).values(
+                    at=now, user=user.name, break_id=break_id, action="comment", field="comment",
+                    old_value=None, new_value=body,
+                ))  # fmt: skip
+                key = result.inserted_primary_key
+                assert key is not None
+                made.append(int(key[0]))
+        return made
 
     # ---- reads ---------------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ def _actions(user: shared.User, wf: Workflow, ids: list[str]) -> None:
         with right.form("queue_comment_form", clear_on_submit=True):
             text = st.text_area("Comment", key="queue_comment", height=90)
             if st.form_submit_button(f"Comment on {len(ids)}"):
-                _act("Commented", lambda: len([wf.comment(user, b, text) for b in ids]))
+                _act("Commented", lambda: len(wf.comment(user, ids, text)))
 
 
 def _detail(user: shared.User, wf: Workflow, break_id: str) -> None:

@@ -131,8 +131,8 @@ def workflow() -> Workflow:
     wf.set_status(fin, ["uk-open", "uk-gone"], "in_review")
     wf.set_status(fin, ["uk-open"], "resolved", "timing_difference")
     wf.set_status(fin, ["uk-gone"], "accepted", "known_exception")
-    wf.comment(fin, "us-gone", "US only: the sync was late")
-    wf.comment(fin, "uk-other", "another period")
+    wf.comment(fin, ["us-gone"], "US only: the sync was late")
+    wf.comment(fin, ["uk-other"], "another period")
     return wf
 
 

@@ -238,9 +238,9 @@ def test_assignee_must_be_a_user_who_sees_the_break(wf: Workflow) -> None:
 
 def test_comments_and_history(wf: Workflow) -> None:
     wf.set_status(FIN, ["us-1"], "in_review")
-    first = wf.comment(PMO, "us-1", "  Posted in December in the ERP.  ")
+    (first,) = wf.comment(PMO, ["us-1"], "  Posted in December in the ERP.  ")
     wf.assign(FIN, ["us-1"], "fiona")
-    second = wf.comment(FIN, "us-1", "Confirmed with AP.")
+    (second,) = wf.comment(FIN, ["us-1"], "Confirmed with AP.")
     wf.set_status(FIN, ["us-1"], "resolved", "timing_difference")
     assert second > first
 
@@ -265,16 +265,16 @@ def test_comments_and_history(wf: Workflow) -> None:
     ]
     # The audit log holds the comments too, and a comment touches the break.
     assert ("piet", "us-1", "comment", "comment", None, "Posted in December in the ERP.") in _audit(wf)
-    wf.comment(PMO, "us-2", "Looking into it.")
+    wf.comment(PMO, ["us-2"], "Looking into it.")
     row = wf.state(["us-2"]).iloc[0]
     assert (row["status"], row["updated_by"]) == ("open", "piet")
 
 
 def test_empty_or_huge_comment_is_refused(wf: Workflow) -> None:
     with pytest.raises(InvalidRequest, match="us-1: the comment is empty"):
-        wf.comment(FIN, "us-1", "   ")
+        wf.comment(FIN, ["us-1"], "   ")
     with pytest.raises(InvalidRequest, match="longer than 10000"):
-        wf.comment(FIN, "us-1", "x" * 10_001)
+        wf.comment(FIN, ["us-1"], "x" * 10_001)
     assert wf.audit().empty and wf.state().empty
 
 
@@ -296,7 +296,7 @@ def test_bulk_is_all_or_nothing_on_an_unknown_break(wf: Workflow) -> None:
     with pytest.raises(UnknownBreak, match="not in the latest breaks: nope"):
         wf.assign(FIN, ["us-1", "nope", "uk-1"], "piet")
     with pytest.raises(UnknownBreak):
-        wf.comment(FIN, "nope", "hello")
+        wf.comment(FIN, ["nope"], "hello")
     assert wf.state().empty and wf.audit().empty
 
 
@@ -367,7 +367,7 @@ def test_permissions_per_role(wf: Workflow, role: str, action: str) -> None:
     user = _make("someone", role)
     calls: dict[str, Callable[[], object]] = {
         "assign": lambda: wf.assign(user, ["us-1"], "fiona"),
-        "comment": lambda: wf.comment(user, "us-1", "note"),
+        "comment": lambda: wf.comment(user, ["us-1"], "note"),
         "set_status": lambda: wf.set_status(user, ["us-1"], "in_review"),
     }
     if action in ALLOWED[role]:
@@ -383,13 +383,13 @@ def test_permissions_per_role(wf: Workflow, role: str, action: str) -> None:
 
 @pytest.mark.parametrize("user", [FIN, PMO, EXEC, ADMIN], ids=lambda u: u.role)
 def test_every_role_may_view(wf: Workflow, user: User) -> None:
-    wf.comment(FIN, "us-1", "note")
+    wf.comment(FIN, ["us-1"], "note")
     assert len(wf.state(user=user)) == 1 and len(wf.history("us-1", user=user)) == 1
     assert len(wf.comments("us-1", user=user)) == 1
 
 
 def test_audit_export_needs_export_permission(wf: Workflow) -> None:
-    wf.comment(FIN, "us-1", "note")
+    wf.comment(FIN, ["us-1"], "note")
     assert len(wf.audit(user=PMO)) == 1
     with pytest.raises(NotPermitted, match="may not export"):
         wf.audit(user=EXEC)
@@ -401,7 +401,7 @@ def test_audit_export_needs_export_permission(wf: Workflow) -> None:
 
 def test_uk_user_acts_on_uk_breaks_only(wf: Workflow) -> None:
     assert wf.set_status(UK, ["uk-1", "uk-2"], "in_review") == 2
-    wf.comment(UK, "uk-1", "UK only")
+    wf.comment(UK, ["uk-1"], "UK only")
     with pytest.raises(
         NotPermitted, match=r"limited to legal entities UK; 1 break\(s\) belong to others: us-1 \(US\)"
     ):
@@ -409,14 +409,17 @@ def test_uk_user_acts_on_uk_breaks_only(wf: Workflow) -> None:
     with pytest.raises(NotPermitted, match=r"none-1 \(no legal entity\)"):
         wf.assign(UK, ["none-1"], "uma")
     with pytest.raises(NotPermitted):
-        wf.comment(UK, "us-1", "not mine")
+        wf.comment(UK, ["uk-2", "us-1"], "not mine")  # a bulk comment is all or nothing
+    assert len(wf.comments("uk-2")) == 0 and len(wf.comments("uk-1")) == 1
+    assert len(wf.comment(UK, ["uk-1", "uk-2"], "both")) == 2
+    assert [len(wf.comments(b)) for b in ("uk-1", "uk-2")] == [2, 1]
     assert sorted(wf.state()["break_id"]) == ["uk-1", "uk-2"]
     assert _status(wf, "uk-1") == "in_review"  # the mixed bulk changed nothing
 
 
 def test_uk_user_reads_uk_rows_only(wf: Workflow) -> None:
     for b in ("us-1", "uk-1", "none-1"):
-        wf.comment(FIN, b, f"note on {b}")
+        wf.comment(FIN, [b], f"note on {b}")
     assert wf.state(user=UK)["break_id"].tolist() == ["uk-1"]
     assert wf.state(["us-1", "uk-1"], user=UK)["break_id"].tolist() == ["uk-1"]
     assert wf.audit(user=UK)["break_id"].tolist() == ["uk-1"]
