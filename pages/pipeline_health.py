@@ -6,7 +6,7 @@ waits for it); the status panel refreshes itself every ten seconds.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
@@ -64,7 +64,9 @@ def _status_panel() -> None:
 
 def _freshness() -> None:
     sla, objects = shared.freshness_sla()
-    now = datetime.now(UTC).replace(second=0, microsecond=0)  # cached per minute
+    # The next whole minute: cached per minute, and never before an extraction of this minute
+    # (a negative age); an age is at most a minute high, on the safe side of the SLA.
+    now = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
     fresh = shared.cached(kpis.freshness_vs_sla)(sla_minutes=sla, objects=objects, now=now)
     late = fresh[~fresh["within_sla"].fillna(False).astype(bool)]
     st.caption(f"{len(fresh) - len(late)} of {len(fresh)} sources within their SLA at {now:%H:%M} UTC.")
