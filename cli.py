@@ -80,14 +80,35 @@ def demo_generate(
             help="Also inject data-quality defects (time entries that fail the checks).",
         ),
     ] = True,
+    odoo_records: Annotated[
+        Path | None,
+        typer.Option(
+            "--odoo-records",
+            help="Folder of a real Odoo's records (<model>.json dumps): the demo's ERP is that Odoo, "
+            "replayed by `tieout demo serve --odoo-records DIR`, and its CRM and PSA are derived from "
+            "its records, with defects, as of the day they were read. --scale and --quality-defects "
+            "do not apply.",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+        ),
+    ] = None,
 ) -> None:
     """Generate the demo firm under HOME/demo, its ground truth, HOME/sources.yaml and the app's users.
 
     The demo credentials, and the password of every demo user of the app (HOME/users.yaml:
     admin, finance, finance_uk, pmo, executive), are written to HOME/.env.
+    With --odoo-records DIR, the ERP is a real Odoo instead (demo/real_erp): HubSpot and Harvest
+    views derived from its records, the ground truth, HOME/rules.yaml keyed on what the real Odoo
+    holds, as of the day its records were read.
     """
     from demo.generate import PASSWORD_VAR, generate
 
+    if odoo_records is not None:
+        if as_of is not None:  # the firm's today is the day the records were read
+            raise typer.BadParameter("does not apply with --odoo-records", param_hint="--as-of")
+        _generate_real_erp(_home(home), odoo_records, seed, port_base)
+        return
     if scale not in ("small", "default", "large"):
         raise typer.BadParameter(f"{scale!r} is not one of small, default, large", param_hint="--scale")
     try:
@@ -110,6 +131,31 @@ def demo_generate(
     typer.echo(f"  configuration: {home / 'sources.yaml'} (credentials in {home / '.env'})")
     typer.echo(f"  app users: {_user_names(home)} (in {home / 'users.yaml'})")
     typer.echo(f"  app password: see {home / '.env'} ({PASSWORD_VAR})")
+
+
+def _generate_real_erp(home: Path, records: Path, seed: int, port_base: int) -> None:
+    from demo.generate import PASSWORD_VAR
+    from demo.real_erp.generate import generate_real_erp
+
+    try:
+        manifest = generate_real_erp(home, records, seed=seed, port_base=port_base)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--odoo-records") from exc
+    rows, causes = manifest["rows"], manifest["breaks_by_cause"]
+    typer.echo(f"Demo with the real Odoo of {records} as its ERP (as of {manifest['as_of']}, seed {seed}) "
+               f"written to {home / 'demo'}")  # fmt: skip
+    typer.echo(
+        f"  derived: {rows['crm/companies']} companies, {rows['psa/projects']} projects, "
+        f"{rows['psa/time_entries']} time entries, {rows['psa/invoices']} invoices; "
+        f"{sum(manifest['defects_injected'].values())} defects injected"
+    )
+    typer.echo(
+        f"  ground truth: {rows['ground_truth']} expected breaks ({causes.get('real', 0)} from the real "
+        f"records alone) in {home / 'demo' / 'ground_truth.parquet'}; rules: {home / 'rules.yaml'}"
+    )
+    typer.echo(f"  configuration: {home / 'sources.yaml'} (credentials in {home / '.env'})")
+    typer.echo(f"  serve it with: tieout demo serve --odoo-records {records}")
+    typer.echo(f"  app users: {_user_names(home)}; password: see {home / '.env'} ({PASSWORD_VAR})")
 
 
 def _user_names(home: Path) -> str:

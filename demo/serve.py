@@ -30,6 +30,7 @@ from demo import harvest, hubspot, odoo
 from demo.faults import FaultSpec, FaultState
 from demo.generate import CREDENTIAL_VARS
 from demo.odoo_replay import ReplayError, load_replay
+from demo.real_erp import MODE as REAL_ERP
 from demo.simulator import SimulatorState
 from demo.store import DemoStore
 from extractors.config import ConfigError, OdooSystem, load_sources
@@ -104,6 +105,11 @@ def _firm_simulators(
         return FaultState(faults.get(name))
 
     manifest = json.loads((home / "demo" / "manifest.json").read_text())
+    if with_odoo and manifest.get("mode") == REAL_ERP:
+        raise DemoConfigError(
+            f"The ERP of {home / 'demo'} is a real Odoo's records, not generated: serve them with "
+            "`tieout demo serve --odoo-records DIR` (the folder the demo was generated from)."
+        )
     ports = manifest["ports"]
     apps = {
         "hubspot": hubspot.create_app(store, token=cred["hubspot_token"], faults=state_for("hubspot")),
