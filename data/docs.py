@@ -32,8 +32,9 @@ con = duckdb.connect("data/warehouse.duckdb", read_only=True)
 con.sql("SELECT system, count(*), sum(hours) FROM time_entries GROUP BY system")
 ```
 
-The file holds views only, over the snapshot files under `HOME/lake/` (Parquet, never changed
-once written); `HOME/lake/manifest.json` says which snapshot of each system and object is current.
+The file holds views over the snapshot files under `HOME/lake/` (Parquet, never changed once
+written), and a few small internal tables (`tieout_*`) the app's KPIs read, computed when the file
+is built; `HOME/lake/manifest.json` says which snapshot of each system and object is current.
 After each publish the pipeline writes a new `warehouse.duckdb` and renames it over the old one:
 a connection opened before sees the previous snapshots, one opened after sees the new ones, never a
 mix, and the pipeline never locks this file. Reconnect to see the latest data.

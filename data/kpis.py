@@ -6,6 +6,12 @@ imports Streamlit, and returns a pandas DataFrame whose columns are documented. 
 holds each KPI's formula, unit and what "previous" means, for the app to show next to the number;
 the docstrings repeat the formula (a test keeps the two the same).
 
+Where a KPI would read a million breaks or ten million time entries on every call, it reads a
+table the warehouse file holds instead, a few hundred or thousand rows computed from the views
+when the file is built: :data:`BREAK_TABLES` and :data:`INVOICED_TIME`, defined here with the KPIs
+that add their counts and sums up as they would the views' rows, and the live runs
+(:func:`data.breaks.live_runs_table`).
+
 Conventions:
 
 - The headline number is the column ``value``; ``previous`` is the same number for the previous
@@ -50,10 +56,12 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from data.appstate import EXTRACTION_RUNS, as_utc
+from data.appstate import EXTRACTION_RUNS
 
 __all__ = [
+    "BREAK_TABLES",
     "DEFINITIONS",
+    "INVOICED_TIME",
     "UNBILLED_RULE",
     "KpiDefinition",
     "deal_handoff_within_sla",
@@ -333,20 +341,26 @@ def sync_failure_rate(engine: sa.Engine, *, period: str, by_system: bool = False
     """
     previous, start, end = _month(period)
     runs = EXTRACTION_RUNS.c
-    query = sa.select(runs.system, runs.status, runs.started_at).where(
-        runs.started_at >= _utc(previous), runs.started_at < _utc(end), runs.status.in_(_FINISHED)
+    # counted by the database: the two months hold tens of thousands of runs on the demo's schedules
+    month = sa.case((runs.started_at >= _utc(start), "current"), else_="previous")
+    found = (
+        sa.select(month.label("which"), runs.system, runs.status)
+        .where(runs.started_at >= _utc(previous), runs.started_at < _utc(end), runs.status.in_(_FINISHED))
+        .subquery()
     )
-    counts: dict[tuple[str, str | None], list[int]] = {}
+    # grouped by the subquery's columns: PostgreSQL takes the CASE's parameters in SELECT and GROUP BY
+    # for different expressions
+    keys = [found.c.which, found.c.system] if by_system else [found.c.which]
+    failed = sa.func.sum(sa.case((found.c.status.in_(_FAILED), 1), else_=0))
+    query = sa.select(*keys, sa.func.count(), failed).group_by(*keys)
     with engine.connect() as conn:
-        for system, status, started_at in conn.execute(query):
-            started = as_utc(started_at)
-            which = "current" if started is not None and started >= _utc(start) else "previous"
-            total = counts.setdefault((which, str(system) if by_system else None), [0, 0])
-            total[0] += 1
-            total[1] += status in _FAILED
+        rows = [tuple(r) for r in conn.execute(query)]
+    counts = (
+        [(w, str(s), n, f) for w, s, n, f in rows] if by_system else [(w, None, n, f) for w, n, f in rows]
+    )
     return _period_frame(
-        [(which, system, *n) for (which, system), n in counts.items()], by_system,
-        {"runs": "Int64", "failed_runs": "Int64"}, lambda m: _pct(m[1], m[0]), (0, 0), key=("system", "str"),
+        counts, by_system, {"runs": "Int64", "failed_runs": "Int64"}, lambda m: _pct(m[1], m[0]), (0, 0),
+        key=("system", "str"),
     )  # fmt: skip
 
 
@@ -457,23 +471,45 @@ def match_rate(con: duckdb.DuckDBPyConnection, *, rule_ids: Sequence[str] | None
 # ---------------------------------------------------------------- breaks: open, trend, resolution
 
 _RECON_LEDGER = "strpos(l.rule_id, '.') = 0"
-_LIVE_RUNS = (
-    "SELECT run_id, min(started_at) AS started_at FROM reconciliation_runs WHERE replay IS NOT TRUE "
-    "GROUP BY run_id"
-)
+#: A ledger row's latest opening: the later of first seen and reopened (NULL without first_seen).
+_SINCE = "CASE WHEN l.reopened_at > l.first_seen THEN l.reopened_at ELSE l.first_seen END"
+
+#: Inputs of the open-break KPIs, SELECTs over the views that the warehouse file holds as tables,
+#: built with it (:func:`data.warehouse.ensure_warehouse`; every live run rebuilds it): a few hundred
+#: rows each, where the views hold a row per break (a million), read by every call.
+BREAK_TABLES: dict[str, str] = {
+    # the open reconciliation breaks (the breaks view) per rule, entity, aging bucket and reporting
+    # currency: what open_breaks, unbilled_wip and open_breaks_by_aging add up (counts, sums, extremes;
+    # ``valued`` counts the breaks with an amount at risk)
+    "tieout_open_breaks": (
+        "SELECT rule_id, legal_entity_id, aging_bucket, reporting_currency, count(*) AS breaks, "
+        "count(amount_at_risk) AS valued, sum(amount_at_risk) AS amount_at_risk, "
+        "count(*) FILTER (WHERE amount IS NOT NULL AND amount_at_risk IS NULL) AS unvalued, "
+        "count(age_days) AS aged, sum(age_days) AS age_sum, max(age_days) AS age_max, "
+        "min(age_days) AS age_min FROM breaks WHERE category = 'reconciliation' GROUP BY ALL"
+    ),
+    # the reconciliation breaks open at the start of the previous live run (module notes), per rule and
+    # entity: since <= its start < cleared_at (see _open_per_run); no rows before a second run
+    "tieout_previous_open": (
+        "SELECT l.rule_id, l.legal_entity_id, count(*) AS open_breaks FROM break_ledger AS l "
+        "JOIN (SELECT started_at FROM tieout_live_runs ORDER BY started_at DESC, run_id DESC "
+        f"LIMIT 1 OFFSET 1) AS r ON {_SINCE} <= r.started_at "
+        f"AND (l.cleared_at IS NULL OR l.cleared_at > r.started_at) WHERE {_RECON_LEDGER} GROUP BY ALL"
+    ),
+}
 
 
 def _live_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, datetime]]:
     """The live reconciliation runs, oldest first: (run_id, started_at UTC)."""
     rows = con.execute(
-        f"SELECT run_id, started_at FROM ({_LIVE_RUNS}) ORDER BY started_at, run_id"
+        "SELECT run_id, started_at FROM tieout_live_runs ORDER BY started_at, run_id"
     ).fetchall()
     return [(str(run_id), started.astimezone(UTC)) for run_id, started in rows]
 
 
 def _open_per_run(
     con: duckdb.DuckDBPyConnection, legal_entities: Sequence[str] | None, rule_ids: Sequence[str] | None,
-    by_entity: bool, run_ids: Sequence[str] | None = None,
+    by_entity: bool,
 ) -> dict[tuple[str, str | None], int]:  # fmt: skip
     """(run_id, entity or None) -> reconciliation breaks open at the run's start, from ``break_ledger``.
 
@@ -485,10 +521,8 @@ def _open_per_run(
     every run to every ledger row (runs x breaks rows). Pairs with no open break have no entry.
     """
     where, params = _scope("l.legal_entity_id", legal_entities, "l.rule_id", rule_ids)
-    runs, run_params = _in("run_id", run_ids)
     rows = con.execute(
-        f"WITH l AS (SELECT {_group('l.legal_entity_id', by_entity)}, l.cleared_at, "
-        "CASE WHEN l.reopened_at > l.first_seen THEN l.reopened_at ELSE l.first_seen END AS since "
+        f"WITH l AS (SELECT {_group('l.legal_entity_id', by_entity)}, l.cleared_at, {_SINCE} AS since "
         f"FROM break_ledger AS l WHERE l.first_seen IS NOT NULL AND {_RECON_LEDGER} AND {where}), "
         "events AS (SELECT legal_entity_id, since AS moment, 1 AS delta FROM l "
         "WHERE cleared_at IS NULL OR since < cleared_at "
@@ -496,13 +530,12 @@ def _open_per_run(
         "opened AS (SELECT legal_entity_id, moment, "
         "sum(sum(delta)) OVER (PARTITION BY legal_entity_id ORDER BY moment) AS n FROM events "
         "GROUP BY legal_entity_id, moment), "
-        "r AS (SELECT r.run_id, r.started_at, e.legal_entity_id "
-        f"FROM (SELECT * FROM ({_LIVE_RUNS}) WHERE {runs}) AS r "
+        "r AS (SELECT r.run_id, r.started_at, e.legal_entity_id FROM tieout_live_runs AS r "
         "CROSS JOIN (SELECT DISTINCT legal_entity_id FROM opened) AS e) "
         "SELECT r.run_id, r.legal_entity_id, o.n FROM r ASOF JOIN opened AS o "
         "ON o.legal_entity_id IS NOT DISTINCT FROM r.legal_entity_id AND o.moment <= r.started_at "
         "WHERE o.n > 0",
-        params + run_params,
+        params,
     ).fetchall()
     return {(str(run_id), entity): int(n) for run_id, entity, n in rows}
 
@@ -513,21 +546,23 @@ def _open_with_previous(
 ) -> tuple[list[dict[str, Any]], tuple[str, datetime] | None, tuple[str, datetime] | None]:  # fmt: skip
     """The open reconciliation breaks now (``breaks``) and at the previous live run (``break_ledger``).
 
-    Returns one dict per entity (one for the scope without ``by_entity``): ``legal_entity_id``,
-    ``breaks``, ``amount_at_risk``, ``reporting_currency``, ``unvalued``, ``aged`` (breaks with an
-    age), ``age_sum``, ``age_max``, ``previous`` (None before a second run); then the latest and
-    the previous run (run_id, started_at) or None.
+    Read from their tables (:data:`BREAK_TABLES`). Returns one dict per entity (one for the scope
+    without ``by_entity``): ``legal_entity_id``, ``breaks``, ``amount_at_risk``,
+    ``reporting_currency``, ``unvalued``, ``aged`` (breaks with an age), ``age_sum``, ``age_max``,
+    ``previous`` (None before a second run); then the latest and the previous run (run_id,
+    started_at) or None.
 
     Raises:
         ValueError: the breaks in scope are valued in several reporting currencies.
     """
     where, params = _scope("legal_entity_id", legal_entities, "rule_id", rule_ids)
+    group = _group("legal_entity_id", by_entity)
     current = con.execute(
-        f"SELECT {_group('legal_entity_id', by_entity)}, count(*), sum(amount_at_risk), "
-        "count(*) FILTER (WHERE amount IS NOT NULL AND amount_at_risk IS NULL), count(age_days), "
-        "sum(age_days), max(age_days), "
-        "list(DISTINCT reporting_currency) FILTER (WHERE amount_at_risk IS NOT NULL) "
-        f"FROM breaks WHERE category = 'reconciliation' AND {where} GROUP BY ALL",
+        # without by_entity, one row even with no breaks: counts add up to 0, not NULL
+        f"SELECT {group}, coalesce(sum(breaks), 0), sum(amount_at_risk), coalesce(sum(unvalued), 0), "
+        "coalesce(sum(aged), 0), sum(age_sum), max(age_max), "
+        "list(DISTINCT reporting_currency) FILTER (WHERE valued > 0) "
+        f"FROM tieout_open_breaks WHERE {where} GROUP BY ALL",
         params,
     ).fetchall()
     currency = _one_currency(r[7] for r in current)
@@ -535,8 +570,12 @@ def _open_with_previous(
     latest, prev_run = (runs[-1] if runs else None), (runs[-2] if len(runs) > 1 else None)
     before: dict[str | None, int] = {}
     if prev_run is not None:
-        counts = _open_per_run(con, legal_entities, rule_ids, by_entity, [prev_run[0]])
-        before = {entity: n for (_, entity), n in counts.items()}
+        found = con.execute(
+            f"SELECT {group}, coalesce(sum(open_breaks), 0) FROM tieout_previous_open "
+            f"WHERE {where} GROUP BY ALL",
+            params,
+        ).fetchall()
+        before = {entity: int(n) for entity, n in found}
     now = {r[0]: r[1:7] for r in current}
     keys = sorted(set(now) | set(before), key=lambda e: (e is None, e or "")) if by_entity else [None]
     out = []
@@ -567,7 +606,8 @@ def open_breaks(
     from ``break_ledger`` (count only: the ledger keeps no amounts).
 
     Args:
-        con: a connection to the warehouse (views ``breaks``, ``break_ledger``, ``reconciliation_runs``).
+        con: a connection to the warehouse (tables ``tieout_open_breaks``, ``tieout_previous_open``,
+            ``tieout_live_runs``).
         legal_entities: the legal entities counted (None: all; ``[]``: none).
         rule_ids: only breaks of these rules (None: all).
         by_entity: one row per legal entity instead of one row for the scope.
@@ -620,7 +660,7 @@ def open_breaks_by_aging(
     row. No previous value: the ledger keeps no buckets (use :func:`open_breaks_trend`).
 
     Args:
-        con: a connection to the warehouse (view ``breaks``).
+        con: a connection to the warehouse (table ``tieout_open_breaks``).
         legal_entities: the legal entities counted (None: all; ``[]``: none).
         rule_ids: only breaks of these rules (None: all).
         by_entity: one row per legal entity and bucket.
@@ -636,11 +676,10 @@ def open_breaks_by_aging(
     """
     where, params = _scope("legal_entity_id", legal_entities, "rule_id", rule_ids)
     found = con.execute(
-        f"SELECT {_group('legal_entity_id', by_entity)}, aging_bucket, count(*), sum(amount_at_risk), "
-        "count(*) FILTER (WHERE amount IS NOT NULL AND amount_at_risk IS NULL), "
-        "list(DISTINCT reporting_currency) FILTER (WHERE amount_at_risk IS NOT NULL) "
-        f"FROM breaks WHERE category = 'reconciliation' AND {where} GROUP BY ALL "
-        "ORDER BY legal_entity_id NULLS LAST, min(age_days) NULLS LAST, aging_bucket",
+        f"SELECT {_group('legal_entity_id', by_entity)}, aging_bucket, sum(breaks), sum(amount_at_risk), "
+        "sum(unvalued), list(DISTINCT reporting_currency) FILTER (WHERE valued > 0) "
+        f"FROM tieout_open_breaks WHERE {where} GROUP BY ALL "
+        "ORDER BY legal_entity_id NULLS LAST, min(age_min) NULLS LAST, aging_bucket",
         params,
     ).fetchall()
     currency = _one_currency(r[5] for r in found)
@@ -679,7 +718,7 @@ def open_breaks_trend(
     :func:`open_breaks`' value.
 
     Args:
-        con: a connection to the warehouse (views ``break_ledger``, ``reconciliation_runs``).
+        con: a connection to the warehouse (view ``break_ledger``, table ``tieout_live_runs``).
         legal_entities: the legal entities counted (None: all; ``[]``: none).
         rule_ids: only breaks of these rules (None: all).
         by_entity: one row per run and legal entity (every entity with an open break in any run
@@ -772,7 +811,8 @@ def unbilled_wip(
     ``break_ledger``). By age: :func:`open_breaks_by_aging` with ``rule_ids=[UNBILLED_RULE]``.
 
     Args:
-        con: a connection to the warehouse (views ``breaks``, ``break_ledger``, ``reconciliation_runs``).
+        con: a connection to the warehouse (tables ``tieout_open_breaks``, ``tieout_previous_open``,
+            ``tieout_live_runs``).
         legal_entities: the legal entities counted (None: all; ``[]``: none).
         by_entity: one row per legal entity instead of one row for the scope.
         rule_id: the unbilled-time rule (default :data:`UNBILLED_RULE`).
@@ -810,6 +850,21 @@ def unbilled_wip(
 
 _ISSUED = "i.kind = 'invoice' AND i.status IN ('posted', 'paid')"
 
+#: The input of :func:`time_to_invoice`, a SELECT over the views: per ``system``, its approved billable
+#: time entries on its customer invoices (kind invoice, status posted or paid), counted per invoice
+#: ``issue_date``, ``legal_entity_id`` (the invoice's, else the time entry's) and ``days``
+#: (issue_date - spent_date, NULL without a spent_date): ``time_entries`` (count), ``hours`` (sum,
+#: DECIMAL). The warehouse file holds it as table ``tieout_invoiced_time``, built from the current
+#: snapshots (:func:`data.warehouse.ensure_warehouse`): the join reads every time entry (10 million:
+#: 0.4 s), its result has a few thousand rows, and it only changes with a new snapshot of the
+#: system's time entries or invoices.
+INVOICED_TIME = (
+    "SELECT t.system, i.issue_date, coalesce(i.legal_entity_id, t.legal_entity_id) AS legal_entity_id, "
+    "date_diff('day', t.spent_date, i.issue_date) AS days, count(*) AS time_entries, sum(t.hours) AS hours "
+    "FROM time_entries AS t JOIN invoices AS i ON i.system = t.system AND i.invoice_id = t.invoice_id "
+    f"WHERE t.approved AND t.billable AND {_ISSUED} GROUP BY ALL"
+)
+
 
 def time_to_invoice(
     con: duckdb.DuckDBPyConnection,
@@ -826,9 +881,12 @@ def time_to_invoice(
     paid) issued in the month, both from one system (default erp, the invoices' system of
     record). The canonical data has no approval date, so the day worked stands in for "approved".
     Legal entity: the invoice's (else the time entry's). The month is the invoice's issue month.
+    Computed from ``tieout_invoiced_time`` (:data:`INVOICED_TIME`): the entries counted per number
+    of days, whose median is the mean of the two middle entries' days (one for an odd count), as
+    DuckDB's ``median``.
 
     Args:
-        con: a connection to the warehouse (views ``time_entries``, ``invoices``).
+        con: a connection to the warehouse (table ``tieout_invoiced_time``).
         period: the month ``YYYY-MM``.
         legal_entities: the legal entities counted (None: all; ``[]``: none).
         by_entity: one row per legal entity instead of one row for the scope.
@@ -843,15 +901,20 @@ def time_to_invoice(
         ValueError: ``period`` is not ``YYYY-MM``.
     """
     previous, start, end = _month(period)
-    entity = "coalesce(i.legal_entity_id, t.legal_entity_id)"
-    where, params = _scope(entity, legal_entities)
+    where, params = _scope("legal_entity_id", legal_entities)
     found = con.execute(
-        "SELECT CASE WHEN i.issue_date >= ? THEN 'current' ELSE 'previous' END, "
-        f"{_group(entity, by_entity)}, count(*), sum(t.hours), "
-        " CAST(median(date_diff('day', t.spent_date, i.issue_date)) AS DECIMAL(18,1)) "
-        "FROM time_entries AS t JOIN invoices AS i ON i.system = t.system AND i.invoice_id = t.invoice_id "
-        f"WHERE t.system = ? AND t.approved AND t.billable AND {_ISSUED} "
-        f"AND i.issue_date >= ? AND i.issue_date < ? AND {where} GROUP BY ALL",
+        "WITH h AS (SELECT CASE WHEN issue_date >= ? THEN 'current' ELSE 'previous' END AS which, "
+        f"{_group('legal_entity_id', by_entity)}, days, sum(time_entries) AS n, sum(hours) AS hours "
+        "FROM tieout_invoiced_time WHERE system = ? AND issue_date >= ? AND issue_date < ? "
+        f"AND {where} GROUP BY ALL), "
+        # per month (and entity): the entries with days, and how many have at most a row's days
+        "ranked AS (SELECT *, sum(n) FILTER (WHERE days IS NOT NULL) OVER w AS dated, "
+        "sum(n) OVER (w ORDER BY days NULLS LAST) AS upto FROM h "
+        "WINDOW w AS (PARTITION BY which, legal_entity_id)) "
+        # the days of the (dated - 1) // 2-th and the dated // 2-th entry (from 0, by days): the middle ones
+        "SELECT which, legal_entity_id, sum(n), sum(hours), CAST((min(days) FILTER "
+        "(WHERE upto > (dated - 1) // 2) + min(days) FILTER (WHERE upto > dated // 2)) / 2 AS DECIMAL(18,1)) "
+        "FROM ranked GROUP BY ALL",
         [start, system, previous, end, *params],
     ).fetchall()
     return _period_frame(

@@ -118,7 +118,11 @@ class Lake:
         lineage = [f"{shared[c.name]} AS {c.name}" if c.name in shared else c.name for c in LINEAGE]
         columns = ", ".join([*lineage, *CANONICAL[entry.object].names])
         folder = self.canonical_dir(entry.object, entry.system, entry.snapshot_id)
-        return f"SELECT {columns} FROM read_parquet({sql_literal(str(folder / '*.parquet'))})"
+        files = f"read_parquet({sql_literal(str(folder / '*.parquet'))})"
+        # By name after an empty relation of every current column: a column added to the canonical
+        # table after the snapshot was written reads as NULL instead of failing every view.
+        every = empty_select(CANONICAL[entry.object])
+        return f"SELECT {columns} FROM ({every} UNION ALL BY NAME SELECT * FROM {files})"
 
     def ensure_layout(self) -> None:
         """Create the folders, an empty manifest and one empty canonical and quarantine file per object.
@@ -129,15 +133,21 @@ class Lake:
         self.staging_root.mkdir(parents=True, exist_ok=True)
         if not self.manifest_path.exists():
             self._write_manifest([])
+        seeds = {
+            self.canonical_dir(t.name, EMPTY, EMPTY) / "data.parquet": empty_select(t)
+            for t in CANONICAL.values()
+        }
+        seeds |= {
+            self.quarantine_dir(t, EMPTY, EMPTY) / "data.parquet": empty_quarantine_select()
+            for t in CANONICAL
+        }
+        missing = {path: query for path, query in seeds.items() if not path.exists()}
+        if not missing:
+            return  # every connect() lands here: opening DuckDB would cost more than the rest of it
         con = duckdb.connect()
         try:
-            for table in CANONICAL.values():
-                seed = self.canonical_dir(table.name, EMPTY, EMPTY) / "data.parquet"
-                if not seed.exists():
-                    _atomic_copy(con, f"SELECT * FROM ({empty_select(table)})", seed)
-                qseed = self.quarantine_dir(table.name, EMPTY, EMPTY) / "data.parquet"
-                if not qseed.exists():
-                    _atomic_copy(con, f"SELECT * FROM ({empty_quarantine_select()})", qseed)
+            for path, query in missing.items():
+                _atomic_copy(con, f"SELECT * FROM ({query})", path)
         finally:
             con.close()
 

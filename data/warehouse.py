@@ -1,11 +1,13 @@
 """``HOME/warehouse.duckdb``: the views analysts, the app and tests query, over the lake's files.
 
-The file holds views only, never data. The snapshot views name the snapshots' folders
-(immutable Parquet, :mod:`data.lake`) and take the lineage their rows share from the manifest;
-after each publish the pipeline writes a new file next to it and renames it over the old one, so
-it never holds this file open, and any number of readers may open it read-only
-(``duckdb.connect(path, read_only=True)``) at any time: a reader sees the previous snapshots or
-the new ones, complete.
+The file holds views, never the lake's data; besides them only the small tables the KPIs read
+(``tieout_*``: :func:`_kpi_tables`, :func:`data.breaks.live_runs_table`), computed from the views
+when the file is built. The snapshot views name the snapshots' folders (immutable Parquet,
+:mod:`data.lake`) and take the lineage their rows share from the manifest; after each publish the
+pipeline writes a new file next to it and renames it over the old one, so it never holds this
+file open, and any number of readers may open it read-only (``duckdb.connect(path,
+read_only=True)``; :func:`connect` attaches it) at any time: a reader sees the previous snapshots
+or the new ones, complete.
 
 Views (``data/README.md`` documents every column):
 
@@ -35,8 +37,9 @@ from data.sql import sql_literal
 
 __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
-#: Bump when a view definition changes, so existing warehouse files are rebuilt.
-VIEWS_VERSION = 6
+#: Bump when a view or KPI table definition changes (:data:`data.kpis.BREAK_TABLES`,
+#: :data:`data.kpis.INVOICED_TIME`), so existing warehouse files are rebuilt.
+VIEWS_VERSION = 7
 
 
 def warehouse_path(home: Path) -> Path:
@@ -47,11 +50,24 @@ def warehouse_path(home: Path) -> Path:
 def connect(home: Path) -> duckdb.DuckDBPyConnection:
     """Open ``HOME/warehouse.duckdb`` read-only, on the current snapshots (rebuilt if outdated).
 
+    The file is attached (as catalog ``warehouse``, made the default with ``USE``, which a cursor of
+    the connection needs again) to a new in-memory DuckDB rather than opened by path: DuckDB gives
+    a second connection to a path already open in the process the database opened first, which
+    after a publish is the previous file. One connection serves any number of queries (a page
+    render uses one).
+
     Raises:
         duckdb.Error: the file cannot be opened.
     """
-    con = duckdb.connect(str(ensure_warehouse(home)), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if not _attach_current(con, home):
+            ensure_warehouse(home)
+            _attach(con, warehouse_path(home))
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -60,25 +76,25 @@ def ensure_warehouse(home: Path) -> Path:
 
     Outdated means: other view definitions, another lake path (the home moved), other current
     snapshots than the manifest's, or another latest break run. The pipeline calls this after
-    every publish. Returns the path.
+    every publish. Building also computes the KPIs' tables (:func:`_kpi_tables`). Returns the path.
     """
-    lake = Lake(home)
-    lake.ensure_layout()
     path = warehouse_path(home)
+    with duckdb.connect() as check:
+        if _attach_current(check, home):
+            return path
+    lake = Lake(home)
     entries = lake.entries()
     break_stmts, break_key = break_views(home)
-    built_for = (VIEWS_VERSION, str(lake.root), f"{_current_key(entries)} | breaks {break_key}")
-    if path.exists() and _built_for(path) == built_for:
-        return path
     # Unique per builder: the scheduler's run and the app's reader may rebuild in one process at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     con = duckdb.connect(str(tmp))
     try:
         for sql in [*view_statements(lake, entries), *break_stmts]:
             con.execute(sql)
+        _kpi_tables(con, entries, path)
         con.execute(
             "CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root, ? AS current_snapshots",
-            list(built_for),
+            list(_built_for(lake, entries, break_key)),
         )
         con.execute("CHECKPOINT")
         con.close()
@@ -123,6 +139,55 @@ def view_statements(lake: Lake, entries: list[SnapshotEntry]) -> list[str]:
     return stmts
 
 
+def _kpi_tables(con: duckdb.DuckDBPyConnection, entries: list[SnapshotEntry], previous: Path) -> None:
+    """Create the tables the KPIs read, from the views (and the ``previous`` warehouse file).
+
+    They are :data:`data.kpis.BREAK_TABLES` (small: built every time), ``tieout_invoiced_time``
+    (:data:`data.kpis.INVOICED_TIME`) and ``tieout_invoiced_time_inputs``, a row per system with
+    current time entries: ``system``, ``inputs`` (the snapshot ids of its time entries and
+    invoices). A system whose inputs are the same in the ``previous`` warehouse file (of this views
+    version) has its invoiced time copied from there rather than computed again: the join reads
+    every time entry, and most publishes change neither snapshot.
+    """
+    # Imported here: data.kpis loads pandas, which only building a file needs.
+    from data.kpis import BREAK_TABLES, INVOICED_TIME
+
+    for name, select in BREAK_TABLES.items():
+        con.execute(f"CREATE TABLE {name} AS {select}")
+
+    current = {(e.object, e.system): e.snapshot_id for e in entries if e.current}
+    inputs = {
+        system: f"{snapshot_id} {current.get(('invoices', system), '-')}"
+        for (obj, system), snapshot_id in sorted(current.items())
+        if obj == "time_entries"
+    }
+    con.execute(f"CREATE TABLE tieout_invoiced_time AS {INVOICED_TIME} LIMIT 0")
+    con.execute("CREATE TABLE tieout_invoiced_time_inputs (system VARCHAR, inputs VARCHAR)")
+    built = _previous_inputs(con, previous)
+    for system, key in inputs.items():
+        source = "previous.tieout_invoiced_time" if built.get(system) == key else f"({INVOICED_TIME})"
+        con.execute(f"INSERT INTO tieout_invoiced_time SELECT * FROM {source} WHERE system = ?", [system])
+        con.execute("INSERT INTO tieout_invoiced_time_inputs VALUES (?, ?)", [system, key])
+    con.execute("DETACH DATABASE IF EXISTS previous")
+
+
+def _previous_inputs(con: duckdb.DuckDBPyConnection, previous: Path) -> dict[str, str]:
+    """Attach the warehouse file ``previous`` as ``previous``; return its invoiced time's inputs by system.
+
+    Empty when the file is missing, unreadable or of another views version.
+    """
+    if not previous.exists():
+        return {}
+    try:
+        con.execute(f"ATTACH {sql_literal(str(previous))} AS previous (READ_ONLY)")
+        if con.execute("SELECT views_version FROM previous.tieout_meta").fetchall() != [(VIEWS_VERSION,)]:
+            return {}
+        rows = con.execute("SELECT system, inputs FROM previous.tieout_invoiced_time_inputs").fetchall()
+    except duckdb.Error:
+        return {}
+    return {str(system): str(key) for system, key in rows}
+
+
 def _parquet(folders: list[Path]) -> str:
     """``read_parquet`` over every Parquet file of ``folders``."""
     return "read_parquet([" + ", ".join(sql_literal(str(f / "*.parquet")) for f in folders) + "])"
@@ -134,15 +199,31 @@ def _current_key(entries: list[SnapshotEntry]) -> str:
     return " ".join(sorted(f"{e.object}/{e.system}/{e.snapshot_id}" for e in entries if e.current))
 
 
-def _built_for(path: Path) -> tuple[int, str, str] | None:
+def _built_for(lake: Lake, entries: list[SnapshotEntry], break_key: str) -> tuple[int, str, str]:
+    """The ``tieout_meta`` row of a warehouse over ``entries`` and the break runs of ``break_key``."""
+    return VIEWS_VERSION, str(lake.root), f"{_current_key(entries)} | breaks {break_key}"
+
+
+def _attach(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.execute(f"ATTACH {sql_literal(str(path))} AS warehouse (READ_ONLY)")
+    con.execute("USE warehouse")
+
+
+def _attach_current(con: duckdb.DuckDBPyConnection, home: Path) -> bool:
+    """Attach ``HOME/warehouse.duckdb`` to ``con`` if it is up to date (laying the lake out); whether so."""
+    lake = Lake(home)
+    lake.ensure_layout()
+    path = warehouse_path(home)
+    if not path.exists():
+        return False
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return None
-    try:
-        row = con.execute("SELECT views_version, lake_root, current_snapshots FROM tieout_meta").fetchone()
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
-    return (int(row[0]), str(row[1]), str(row[2])) if row else None
+        _attach(con, path)
+        rows = con.execute("SELECT views_version, lake_root, current_snapshots FROM tieout_meta").fetchall()
+    except duckdb.Error:  # not (yet) a warehouse file
+        rows = []
+    wanted = _built_for(lake, lake.entries(), break_views(home)[1])
+    if rows and (int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) == wanted:
+        return True
+    con.execute("USE memory")
+    con.execute("DETACH DATABASE IF EXISTS warehouse")
+    return False

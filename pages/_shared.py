@@ -5,10 +5,12 @@
   session, and every page and action works within their legal entities.
 - The global filters (legal entity, billing period) live in the sidebar, rendered by ``app.py``;
   :func:`scope` gives a page the legal entities it may show.
-- Warehouse reads go through :func:`cached`: a short-lived read-only connection per call (a held
-  handle would block the pipeline's rebuild of the file), results cached for five minutes per
-  warehouse version, so a publish shows at the next rerun and a page never reads a half-built file
-  (the warehouse file is replaced atomically).
+- Warehouse reads go through :func:`cached`: results cached for five minutes per warehouse version,
+  so a publish shows at the next rerun and a page never reads a half-built file (the warehouse
+  file is replaced atomically). A page render (:func:`guarded`) reads through one read-only
+  connection, opened at its first cache miss and closed when the page is done (opening one costs
+  more than most queries; the pipeline renames its new file over the one held open, which the
+  handle does not block); a read outside a page render (the sidebar) has a connection of its own.
 - Pages contain no SQL and catch errors in one place (:func:`guarded`).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -119,8 +122,44 @@ def warehouse_version() -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
+class _Render:
+    """The warehouse of one page render: the version its reads are cached under, and its connection.
+
+    The version is taken at the first read, the connection at the first cache miss, so never
+    before the version: a publish in between files newer results under the older version (whose
+    key no later render asks for), never older results under the newer one.
+    """
+
+    def __init__(self) -> None:
+        self.version: float | None = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    def pinned_version(self) -> float:
+        if self.version is None:
+            self.version = warehouse_version()
+        return self.version
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            self.con = connect(home())
+        return self.con
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+
+
+#: The page being rendered by this script run's thread (set by :func:`guarded`), or None.
+_RENDER: ContextVar[_Render | None] = ContextVar("tieout_render", default=None)
+
+
 @contextmanager
 def _warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
+    """The page render's connection, or outside a render one for this read alone."""
+    render = _RENDER.get()
+    if render is not None:
+        yield render.connection()
+        return
     con = connect(home())
     try:
         yield con
@@ -143,14 +182,16 @@ _REGISTRY: dict[str, Callable[..., Any]] = {}
 def cached(fn: Callable[..., T]) -> Callable[..., T]:
     """Wrap a query-layer function ``fn(con, *args, **kwargs)`` for pages.
 
-    Each call opens a fresh read-only connection; results are cached for five minutes per warehouse
-    version. Arguments must be hashable (tuples, not lists).
+    Results are cached for five minutes per warehouse version; a miss reads through the page
+    render's connection (:func:`guarded`). Arguments must be hashable (tuples, not lists).
     """
     name = f"{fn.__module__}.{fn.__qualname__}"
     _REGISTRY[name] = fn
 
     def call(*args: Any, **kwargs: Any) -> T:
-        return _cached_call(name, warehouse_version(), args, tuple(sorted(kwargs.items())))  # type: ignore[no-any-return]
+        render = _RENDER.get()
+        version = render.pinned_version() if render is not None else warehouse_version()
+        return _cached_call(name, version, args, tuple(sorted(kwargs.items())))  # type: ignore[no-any-return]
 
     return call
 
@@ -173,11 +214,19 @@ def workflow() -> Workflow:
 
 
 def guarded(page: Callable[[], None]) -> None:
-    """Run a page, showing any error as one message (never a traceback or a secret)."""
+    """Run a page, showing any error as one message (never a traceback or a secret).
+
+    The page's warehouse reads share one connection (:func:`cached`), closed when it is done.
+    """
+    render = _Render()
+    token = _RENDER.set(render)
     try:
         page()
     except Exception as exc:  # noqa: BLE001  (the one place the UI catches everything)
         st.error(f"{type(exc).__name__}: {exc}")
+    finally:
+        _RENDER.reset(token)
+        render.close()
 
 
 def legal_entities() -> list[str]:

@@ -1,7 +1,8 @@
 """The executive KPIs on a small hand-built warehouse: exact values, entity scope, previous period, no data.
 
 The views are tables with the warehouse's exact columns and types (data/breaks.py, data/canonical.py,
-data/lake.py). The connection's time zone is New York on purpose: no KPI may depend on it.
+data/lake.py); the tables the KPIs read are derived from them with the warehouse build's own SELECTs
+(``derive``). The connection's time zone is New York on purpose: no KPI may depend on it.
 
 Timeline of live reconciliation runs (UTC): R1 2025-02-01, R2 2025-02-15 12:00, R3 2025-03-10,
 R4 2025-04-05 (latest; the ``breaks`` view), plus a replay RX 2025-04-06 that every KPI ignores.
@@ -37,7 +38,7 @@ import sqlalchemy as sa
 
 from data import kpis
 from data.appstate import EXTRACTION_RUNS, state_engine
-from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS
+from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS, live_runs_table
 from data.canonical import CANONICAL, LINEAGE
 from data.kpis import (
     DEFINITIONS,
@@ -92,7 +93,18 @@ def empty_warehouse() -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'America/New_York'")
     for table, columns in schema().items():
         con.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in columns)})")
+    derive(con, None)
     return con
+
+
+def derive(con: duckdb.DuckDBPyConnection, latest: datetime | None) -> None:
+    """(Re)create the tables the warehouse build derives from the views, ``latest`` being the latest live run."""
+    tables = {"tieout_invoiced_time": kpis.INVOICED_TIME} | kpis.BREAK_TABLES
+    for table in ("tieout_live_runs", *tables):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(live_runs_table(None if latest is None else {"started_at": latest.isoformat()}))
+    for table, select in tables.items():
+        con.execute(f"CREATE TABLE {table} AS {select}")
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, **values: Any) -> None:
@@ -242,6 +254,7 @@ def con() -> duckdb.DuckDBPyConnection:
     for i, (code, created) in enumerate(PSA_PROJECTS):
         insert(c, "projects", system="psa", project_id=f"P{i}", code=code, created_at=created)
     insert(c, "projects", system="erp", project_id="X1", code="UK-5", won_at=ts("2025-03-03T00:00:00"))
+    derive(c, R4)
     return c
 
 
@@ -331,6 +344,7 @@ def test_mixed_reporting_currencies_are_refused(con: duckdb.DuckDBPyConnection) 
     c = con.cursor()
     c.execute("CREATE TEMP TABLE breaks AS SELECT * FROM main.breaks")
     c.execute("UPDATE temp.breaks SET reporting_currency = 'USD' WHERE break_id = 'L5'")
+    c.execute(f"CREATE TEMP TABLE tieout_open_breaks AS {kpis.BREAK_TABLES['tieout_open_breaks']}")
     with pytest.raises(ValueError, match=r"several reporting currencies \(EUR, USD\)"):
         open_breaks(c)
     assert one(open_breaks(c, legal_entities=["UK"]))["reporting_currency"] == "EUR"
@@ -547,9 +561,7 @@ def test_an_empty_warehouse_gives_none_not_errors() -> None:
 
 def test_one_previous_run_only(con: duckdb.DuckDBPyConnection) -> None:
     c = con.cursor()
-    c.execute(
-        "CREATE TEMP TABLE reconciliation_runs AS SELECT * FROM main.reconciliation_runs WHERE run_id = 'R4'"
-    )
+    c.execute("CREATE TEMP TABLE tieout_live_runs AS SELECT * FROM main.tieout_live_runs WHERE run_id = 'R4'")
     row = one(open_breaks(c))
     assert (row["value"], row["previous"], row["change"], row["previous_run_started_at"]) == (
         6,

@@ -33,11 +33,18 @@ def test_views_answer_before_the_first_snapshot(tmp_path: Path) -> None:
     assert cols["hours"] == "DECIMAL(18,2)" and cols["spent_date"] == "DATE" and cols["system"] == "VARCHAR"
 
 
-def _publish(lake: Lake, tmp: Path, snapshot_id: str, hours: str, *, lineage_in_rows: bool = False) -> None:
+def _publish(
+    lake: Lake, tmp: Path, snapshot_id: str, hours: str, *, lineage_in_rows: bool = False,
+    without: tuple[str, ...] = (),
+) -> None:  # fmt: skip
     staged = tmp / f"stage-{snapshot_id}"
     (staged / "canonical").mkdir(parents=True)
     (staged / "raw").mkdir()
-    cols = {c.name: f"CAST(NULL AS {c.sql_type})" for c in CANONICAL["time_entries"].columns}
+    cols = {
+        c.name: f"CAST(NULL AS {c.sql_type})"
+        for c in CANONICAL["time_entries"].columns
+        if c.name not in without
+    }
     cols |= {"time_entry_id": "'1'", "hours": f"CAST('{hours}' AS DECIMAL(18,2))"}
     if lineage_in_rows:  # the layout before lineage moved out of the rows
         cols = {"system": "'psa'", "snapshot_id": f"'{snapshot_id}'", "run_id": "'r'",
@@ -49,19 +56,57 @@ def _publish(lake: Lake, tmp: Path, snapshot_id: str, hours: str, *, lineage_in_
                                        "2026-11-20T00:00:01+00:00", 1, 0, None))  # fmt: skip
 
 
+def test_a_laid_out_lake_is_checked_without_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = Lake(tmp_path)
+    lake.ensure_layout()
+    seed = lake.canonical_dir("invoices", "_empty", "_empty") / "data.parquet"
+    assert seed.exists()
+
+    def refused(*_: object) -> None:
+        raise AssertionError("ensure_layout opened DuckDB with every seed file in place")
+
+    monkeypatch.setattr("data.lake.duckdb.connect", refused)
+    lake.ensure_layout()  # every connect() does this
+    seed.unlink()
+    monkeypatch.undo()
+    lake.ensure_layout()
+    assert seed.exists()
+
+
+def test_a_connection_opened_after_a_publish_sees_it_while_an_older_one_is_open(tmp_path: Path) -> None:
+    """DuckDB hands a path already open in the process to the database opened first: connect() must not."""
+    home = tmp_path / "home"
+    lake = Lake(home)
+    ensure_warehouse(home)
+    _publish(lake, tmp_path, "s1", "1.00")
+    before = connect(home)
+    try:
+        _publish(lake, tmp_path, "s2", "2.00")
+        ensure_warehouse(home)  # the pipeline, after its publish
+        after = connect(home)
+        try:
+            assert after.execute("SELECT snapshot_id FROM time_entries").fetchall() == [("s2",)]
+        finally:
+            after.close()
+        assert before.execute("SELECT snapshot_id FROM time_entries").fetchall() == [("s1",)]
+    finally:
+        before.close()
+
+
 def test_publish_switches_the_current_snapshot_and_keeps_history(tmp_path: Path) -> None:
     home = tmp_path / "home"
     ensure_warehouse(home)
     lake = Lake(home)
-    _publish(lake, tmp_path, "s1", "1.25", lineage_in_rows=True)
+    # s1 was written before two columns were added to the canonical table: they read as NULL
+    _publish(lake, tmp_path, "s1", "1.25", lineage_in_rows=True, without=("bill_currency", "billable_amount"))
     _publish(lake, tmp_path, "s2", "2.50")
     con = connect(home)
     assert con.execute(
         "SELECT system, snapshot_id, run_id, extracted_at, hours FROM time_entries"
     ).fetchall() == [("psa", "s2", "r", datetime(2026, 11, 20, tzinfo=UTC), Decimal("2.50"))]
-    assert con.execute("SELECT snapshot_id, hours FROM time_entries_history ORDER BY 1").fetchall() == [
-        ("s1", Decimal("1.25")), ("s2", Decimal("2.50"))
-    ]  # fmt: skip
+    assert con.execute(
+        "SELECT snapshot_id, hours, bill_currency, billable_amount FROM time_entries_history ORDER BY 1"
+    ).fetchall() == [("s1", Decimal("1.25"), None, None), ("s2", Decimal("2.50"), None, None)]
     columns = con.execute(f"DESCRIBE {empty_select(CANONICAL['time_entries'])}").fetchall()
     for view in ("time_entries", "time_entries_history"):
         assert con.execute(f"DESCRIBE {view}").fetchall() == columns, (
