@@ -117,12 +117,21 @@ class Lake:
             shared["extracted_at"] = f"TIMESTAMPTZ {sql_literal(entry.extracted_at)}"
         lineage = [f"{shared[c.name]} AS {c.name}" if c.name in shared else c.name for c in LINEAGE]
         columns = ", ".join([*lineage, *CANONICAL[entry.object].names])
-        folder = self.canonical_dir(entry.object, entry.system, entry.snapshot_id)
-        files = f"read_parquet({sql_literal(str(folder / '*.parquet'))})"
-        # By name after an empty relation of every current column: a column added to the canonical
-        # table after the snapshot was written reads as NULL instead of failing every view.
-        every = empty_select(CANONICAL[entry.object])
-        return f"SELECT {columns} FROM ({every} UNION ALL BY NAME SELECT * FROM {files})"
+        return f"SELECT {columns} FROM {self.snapshot_files(entry.object, entry.system, entry.snapshot_id)}"
+
+    def snapshot_files(self, obj: str, system: str, snapshot_id: str) -> str:
+        """A relation (parenthesised) over one snapshot's canonical files with every current column.
+
+        The files are read by name after an empty relation of the object's canonical columns, so a
+        column added to the canonical table after the snapshot was written reads as NULL instead of
+        failing every view and rule that reads the snapshot.
+        """
+        table = CANONICAL[obj]
+        every = "SELECT " + ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in table.columns)
+        files = (
+            f"read_parquet({sql_literal(str(self.canonical_dir(obj, system, snapshot_id) / '*.parquet'))})"
+        )
+        return f"({every} WHERE false UNION ALL BY NAME SELECT * FROM {files})"
 
     def ensure_layout(self) -> None:
         """Create the folders, an empty manifest and one empty canonical and quarantine file per object.

@@ -32,14 +32,13 @@ class Inputs:
     entries: dict[tuple[str, str], SnapshotEntry]
 
     def relation(self, obj: str, system: str) -> str:
-        """``read_parquet`` of the snapshot of ``obj`` from ``system``.
+        """The rows of the snapshot of ``obj`` from ``system`` (:meth:`data.lake.Lake.snapshot_files`).
 
         Raises:
             KeyError: no snapshot of it (check :meth:`missing` first).
         """
         e = self.entries[(obj, system)]
-        folder = self.lake.canonical_dir(obj, system, e.snapshot_id)
-        return f"read_parquet({sql_literal(str(folder / '*.parquet'))})"
+        return self.lake.snapshot_files(obj, system, e.snapshot_id)
 
     def missing(self, rule: ReconciliationRule) -> list[str]:
         """``system/object`` pairs ``rule`` reads that have no snapshot."""
