@@ -172,16 +172,17 @@ def _odoo_credentials(
 ) -> tuple[str | None, str]:
     """Return the login (None for JSON-2, which sends none) and the key the connector will send.
 
-    As the connector: the API key when its variable is set, else the password (JSON-RPC only).
+    As the connector (:meth:`extractors.config.OdooSystem.key_env`).
     """
     auth = system.auth
     where = (
         f"(system {slug!r} of {home / 'sources.yaml'} names it; looked in the environment and "
         f"{home / '.env'})"
     )
-    key_vars = [v for v in (auth.api_key_env, None if system.protocol == "json2" else auth.password_env) if v]
-    key = next((env[v] for v in key_vars if env.get(v)), None)
-    if key is None:
+    key = env.get(system.key_env(env))
+    if not key:
+        named = (auth.api_key_env, None if system.protocol == "json2" else auth.password_env)
+        key_vars = [v for v in named if v]
         raise DemoConfigError(
             f"Missing the Odoo API key (or password) for --odoo-records: {' or '.join(key_vars)} is unset "
             f"{where}."

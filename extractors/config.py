@@ -208,6 +208,18 @@ class OdooSystem(HttpSystem):
     models: dict[ObjectName, str] = Field(default_factory=dict)
     domains: dict[ObjectName, list[Any]] = Field(default_factory=dict)
 
+    def key_env(self, env: Mapping[str, str]) -> str:
+        """The variable whose value is sent as the key.
+
+        The API key's when it is set in ``env`` (always for JSON-2), else the password's (JSON-RPC).
+        """
+        auth = self.auth
+        json2 = self.protocol == "json2"
+        use_key = json2 or auth.password_env is None or bool(env.get(auth.api_key_env or ""))
+        chosen = auth.api_key_env if use_key else auth.password_env
+        assert chosen is not None  # OdooAuth and _protocol_auth make sure the needed one is named
+        return chosen
+
     @field_validator("models")
     @classmethod
     def _known_models(cls, models: dict[str, str]) -> dict[str, str]:

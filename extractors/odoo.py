@@ -54,12 +54,9 @@ class OdooConnector(HttpConnector):
     def __init__(self, system: str, config: OdooSystem, ctx: ConnectorContext) -> None:
         auth = config.auth
         json2 = config.protocol == "json2"
-        # The API key when its variable is set; else the password, which only JSON-RPC accepts.
-        use_key = json2 or auth.password_env is None or bool(os.environ.get(auth.api_key_env or ""))
-        key_env = auth.api_key_env if use_key else auth.password_env
-        assert key_env is not None  # OdooAuth and OdooSystem validate that the needed one is named
-        self._key_env = key_env
-        self._key = secret(key_env, system=system, what="Odoo API key" if use_key else "Odoo password")
+        key_env = self._key_env = config.key_env(os.environ)
+        what = "Odoo API key" if key_env == auth.api_key_env else "Odoo password"
+        self._key = secret(key_env, system=system, what=what)
         self._login = None if json2 else secret(auth.user_env or "", system=system, what="Odoo login")
         headers = {}
         if json2:
