@@ -126,12 +126,9 @@ class Lake:
         column added to the canonical table after the snapshot was written reads as NULL instead of
         failing every view and rule that reads the snapshot.
         """
-        table = CANONICAL[obj]
-        every = "SELECT " + ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in table.columns)
-        files = (
-            f"read_parquet({sql_literal(str(self.canonical_dir(obj, system, snapshot_id) / '*.parquet'))})"
-        )
-        return f"({every} WHERE false UNION ALL BY NAME SELECT * FROM {files})"
+        every = empty_select(CANONICAL[obj], lineage=False)
+        files = sql_literal(str(self.canonical_dir(obj, system, snapshot_id) / "*.parquet"))
+        return f"({every} UNION ALL BY NAME SELECT * FROM read_parquet({files}))"
 
     def ensure_layout(self) -> None:
         """Create the folders, an empty manifest and one empty canonical and quarantine file per object.
@@ -224,9 +221,10 @@ class Lake:
         atomic_write(self.manifest_path, json.dumps(body, indent=1).encode())
 
 
-def empty_select(table: CanonicalTable) -> str:
-    """A query with ``table``'s snapshot columns (lineage + canonical) and no rows."""
-    cols = [f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in (*LINEAGE, *table.columns)]
+def empty_select(table: CanonicalTable, *, lineage: bool = True) -> str:
+    """A query with the columns of ``table`` (after the lineage ones, unless not wanted) and no rows."""
+    columns = (*LINEAGE, *table.columns) if lineage else table.columns
+    cols = [f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in columns]
     return f"SELECT {', '.join(cols)} WHERE false"
 
 
