@@ -9,117 +9,47 @@ outside the page, on click, so they are checked through the functions the page c
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from data import evidence, queries
 from data.warehouse import connect
 from reconcile.run import reconcile
+from tests.app.apptest import PAGES, TIMEOUT_S, entities_shown, problems, serving_home, signed_in, submit
 from tests.app.conftest import PASSWORD, REPO, ROLES
 
-PAGES = (
-    "pages/exceptions.py",
-    "pages/unbilled.py",
-    "pages/overview.py",
-    "pages/pipeline_health.py",
-    "pages/data_quality.py",
-    "pages/trace.py",
-)
 ENTITIES = {"US", "UK", "DE"}  # the demo firm's legal entities
-TIMEOUT_S = 60
-
-
-class _NoLegacyPagesDir(type(Path())):  # type: ignore[misc]
-    """A path for which a folder named ``pages`` does not exist (see :func:`home`)."""
-
-    def exists(self, *args: Any, **kwargs: Any) -> bool:
-        return self.name != "pages" and super().exists(*args, **kwargs)
 
 
 @pytest.fixture
 def home(app_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """``app_home`` as the app's home (``TIEOUT_HOME``), with Streamlit's caches empty.
-
-    A ``pages/`` folder beside app.py puts Streamlit in its legacy multipage mode until a script
-    calls ``st.navigation``; a live server leaves it at its first run, but AppTest re-enters it on
-    every run and then runs the chosen page without app.py (no sidebar, no sign-in gate). Hiding
-    the folder from that one check gives AppTest the live server's behaviour.
-    """
-    from streamlit.runtime import pages_manager
-
-    monkeypatch.setattr(pages_manager, "Path", _NoLegacyPagesDir)
-    monkeypatch.setenv("TIEOUT_HOME", str(app_home))
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield app_home
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def _submit(at: AppTest, name: str, password: str) -> AppTest:
-    at.text_input(key="sign_in_user").input(name)
-    at.text_input(key="sign_in_password").input(password)
-    next(b for b in at.button if b.label == "Sign in").click()
-    return at.run()
-
-
-def _signed_in(name: str) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT_S).run()
-    _submit(at, name, PASSWORD)
-    assert not at.exception, at.exception
-    assert at.session_state["signed_in_user"] == name
-    return at
-
-
-def _problems(at: AppTest) -> list[str]:
-    return [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
+    """``app_home`` as the app's home, with Streamlit's caches empty (:func:`serving_home`)."""
+    with serving_home(app_home, monkeypatch):
+        yield app_home
 
 
 def _entities_shown(at: AppTest) -> set[str]:
-    """The legal entities in the page's tables (columns ``legal_entity*``) and charts' traces."""
-    seen: set[str] = set()
-    for df in at.dataframe:
-        frame = df.value
-        for column in (c for c in frame.columns if str(c).startswith("legal_entity")):
-            seen |= {str(v) for v in frame[column].dropna()}
-    for chart in at.get("plotly_chart"):
-        traces = json.loads(chart.proto.spec).get("data", [])
-        seen |= {s for s in _strings(traces) if s in ENTITIES}
-    return seen
+    return entities_shown(at, ENTITIES)
 
 
 def test_sign_in_refuses_a_wrong_password_then_opens_the_app(home: Path) -> None:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT_S).run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Tieout"]  # the sign-in page only
-    _submit(at, "finance", "not the password")
+    submit(at, "finance", "not the password")
     assert [e.value for e in at.error] == ["Unknown user or wrong password."]
     assert "signed_in_user" not in at.session_state
-    _submit(at, "nobody", PASSWORD)
+    submit(at, "nobody", PASSWORD)
     assert [e.value for e in at.error] == ["Unknown user or wrong password."]
-    _submit(at, "finance", PASSWORD)
-    assert not _problems(at)
+    submit(at, "finance", PASSWORD)
+    assert not problems(at)
     assert at.session_state["signed_in_user"] == "finance"
     assert "Exceptions" in [t.value for t in at.title]  # the default page
     assert any("Signed in as Fiona Finance (finance)" in c.value for c in at.sidebar.caption)
@@ -131,14 +61,14 @@ def test_sign_in_refuses_a_wrong_password_then_opens_the_app(home: Path) -> None
 
 @pytest.mark.parametrize("user", list(ROLES))
 def test_every_page_renders_for_every_role_within_its_legal_entities(home: Path, user: str) -> None:
-    at = _signed_in(user)
+    at = signed_in(user)
     allowed = ROLES[user]
     choices = set(at.sidebar.multiselect[0].options)
     assert choices == (set(allowed) if allowed else ENTITIES)
     seen: dict[str, set[str]] = {}
     for page in PAGES:
         at.switch_page(page).run()
-        assert not _problems(at), (user, page, _problems(at))
+        assert not problems(at), (user, page, problems(at))
         assert at.title, (user, page, "no title")
         seen[page] = _entities_shown(at)
     shown = set().union(*seen.values())
@@ -149,11 +79,11 @@ def test_every_page_renders_for_every_role_within_its_legal_entities(home: Path,
 
 
 def test_the_sidebar_entity_filter_scopes_every_page(home: Path) -> None:
-    at = _signed_in("admin")
+    at = signed_in("admin")
     at.sidebar.multiselect[0].select("DE").run()
     for page in PAGES:
         at.switch_page(page).run()
-        assert not _problems(at), (page, _problems(at))
+        assert not problems(at), (page, problems(at))
         assert _entities_shown(at) <= {"DE"}, page
 
 
@@ -163,10 +93,10 @@ def test_the_sidebar_entity_filter_scopes_every_page(home: Path) -> None:
     ("admin", "Quartz Telecom", True),
 ])  # fmt: skip
 def test_trace_finds_only_the_users_legal_entities(home: Path, user: str, customer: str, found: bool) -> None:
-    at = _signed_in(user)
+    at = signed_in(user)
     at.switch_page("pages/trace.py").run()
     at.text_input(key="trace_search").input(customer).run()
-    assert not _problems(at), _problems(at)
+    assert not problems(at), problems(at)
     headers = [h.value for h in at.subheader]
     if found:
         assert "Customer across the systems" in headers, headers
@@ -221,7 +151,7 @@ def test_pages_keep_working_while_the_pipeline_publishes(
             con.close()
 
     total = queue_total()
-    at = _signed_in("finance")
+    at = signed_in("finance")
     runs: list[str] = []
     failures: list[BaseException] = []
 
@@ -238,7 +168,7 @@ def test_pages_keep_working_while_the_pipeline_publishes(
         while publisher.is_alive() or rounds < 2:
             for page in PAGES:
                 at.switch_page(page).run()
-                assert not _problems(at), (page, _problems(at))
+                assert not problems(at), (page, problems(at))
                 assert queue_total() == total  # the same snapshots: each run has the same breaks
             rounds += 1
     finally:

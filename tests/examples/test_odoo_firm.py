@@ -23,8 +23,8 @@ from data.users import User, hash_password, save_user
 from data.warehouse import connect
 from demo.live import free_port_base, serving
 from pipeline import PipelineRun, run_pipeline
+from tests.app.apptest import PAGES, entities_shown, problems, serving_home, signed_in
 from tests.app.conftest import PASSWORD
-from tests.app.test_pages import PAGES, _entities_shown, _NoLegacyPagesDir, _problems, _signed_in
 
 pytestmark = pytest.mark.slow
 
@@ -201,24 +201,18 @@ def test_won_opportunities_without_a_project_and_receivables_past_due(firm: tupl
 def test_the_app_shows_the_odoo_run_firm_within_each_users_legal_entities(
     firm: tuple[Path, PipelineRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import streamlit as st
-    from streamlit.runtime import pages_manager
-
     home, _ = firm
     for name, role, entities in (("admin", "admin", None), ("yc_finance", "finance", ("YC",))):
         user = User(name=name, display_name=name, role=role, legal_entities=entities,
                     password_hash=hash_password(PASSWORD, rounds=4))  # fmt: skip
         save_user(home / "users.yaml", user, replace=True)
-    monkeypatch.setattr(pages_manager, "Path", _NoLegacyPagesDir)  # see tests/app/test_pages.py: home
-    monkeypatch.setenv("TIEOUT_HOME", str(home))
-    st.cache_data.clear()
-    for name, allowed in (("admin", {"YC", "USC"}), ("yc_finance", {"YC"})):
-        at = _signed_in(name)
-        assert set(at.sidebar.multiselect[0].options) == allowed
-        shown: set[str] = set()
-        for page in PAGES:
-            at.switch_page(page).run()
-            assert not _problems(at), (name, page, _problems(at))
-            shown |= _entities_shown(at)
-        assert shown == allowed, (name, shown)
-    st.cache_data.clear()
+    with serving_home(home, monkeypatch):
+        for name, allowed in (("admin", {"YC", "USC"}), ("yc_finance", {"YC"})):
+            at = signed_in(name)
+            assert set(at.sidebar.multiselect[0].options) == allowed
+            shown: set[str] = set()
+            for page in PAGES:
+                at.switch_page(page).run()
+                assert not problems(at), (name, page, problems(at))
+                shown |= entities_shown(at, set(LEGAL_ENTITIES.values()))
+            assert shown == allowed, (name, shown)
