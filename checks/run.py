@@ -65,6 +65,7 @@ _CONTEXT = {
     "projects": {"project_code": "code"},
     "time_entries": {"project_code": "project_code", "invoice_cycle": "billing_period"},
     "invoices": {"invoice_cycle": "billing_period"},
+    "invoice_lines": {},
 }
 _RAW = (
     "rule_id VARCHAR, break_type VARCHAR, object VARCHAR, source_system VARCHAR, source_id VARCHAR, "

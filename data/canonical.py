@@ -134,6 +134,10 @@ TIME_ENTRIES = CanonicalTable("time_entries", "time_entry_id", (
     _c("cost_amount", MONEY, "cost of the time (Harvest: hours × cost rate; Odoo: `-amount`)"),
     _c("currency", TEXT, "ISO 4217 currency of the amounts, when the system says"),
     _c("invoice_id", TEXT, "invoice the time was billed on, in the same system"),
+    _c("sale_line_id", TEXT, "sales order line the time is billed through (Odoo: `so_line`)"),
+    _c("billing_type", TEXT, "how the time is billed: `time_and_materials` (by the hour), `fixed_fee`, "
+       "`milestones`, `manual` or `non_billable` (Odoo: `timesheet_invoice_type`); NULL where the "
+       "system keeps it on the project (Harvest)"),
     _c("legal_entity_id", TEXT, "legal entity that booked the time"),
     _c("psa_id", TEXT, "Harvest time entry id (Odoo: `x_harvest_id`)"),
     _c("created_at", TS, _CREATED),
@@ -166,7 +170,26 @@ INVOICES = CanonicalTable("invoices", "invoice_id", (
     _c("updated_at", TS, _UPDATED),
 ), "Invoices: Harvest invoices and Odoo customer invoices and credit notes.")  # fmt: skip
 
-CANONICAL: dict[str, CanonicalTable] = {t.name: t for t in (CUSTOMERS, PROJECTS, TIME_ENTRIES, INVOICES)}
+INVOICE_LINES = CanonicalTable("invoice_lines", "invoice_line_id", (
+    _c("invoice_line_id", TEXT, "the line's id in its system (Odoo journal item)", required=True),
+    _c("invoice_id", TEXT, "the invoice or credit note it is on, in the same system", required=True),
+    _c("description", TEXT, "the line's text as printed"),
+    _c("product", TEXT, "product or service billed, as the system names it"),
+    _c("sale_line_id", TEXT, "sales order line it invoices (Odoo: the first of `sale_line_ids`)"),
+    _c("quantity", MONEY, "quantity billed, hours for a line billing time; positive on a credit "
+       "note too, as printed"),
+    _c("amount", MONEY, "net amount of the line in `currency` (Odoo: `price_subtotal`); positive on "
+       "a credit note too, as printed"),
+    _c("currency", TEXT, "ISO 4217 currency of the invoice"),
+    _c("legal_entity_id", TEXT, "legal entity that issued the invoice"),
+    _c("created_at", TS, _CREATED),
+    _c("updated_at", TS, _UPDATED),
+), "Invoice lines: the product lines of Odoo customer invoices and credit notes "
+   "(`account.move.line`).")  # fmt: skip
+
+CANONICAL: dict[str, CanonicalTable] = {
+    t.name: t for t in (CUSTOMERS, PROJECTS, TIME_ENTRIES, INVOICES, INVOICE_LINES)
+}
 OBJECTS: tuple[str, ...] = tuple(CANONICAL)
 
 

@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
@@ -56,7 +56,7 @@ __all__ = [
     "secret",
 ]
 
-ObjectName = Literal["customers", "projects", "time_entries", "invoices"]
+ObjectName = Literal["customers", "projects", "time_entries", "invoices", "invoice_lines"]
 
 
 class ConfigError(ValueError):
@@ -114,11 +114,20 @@ class _System(_Strict):
     mappings: dict[ObjectName, MappingOverride] = Field(default_factory=dict)
     value_maps: dict[str, dict[str, str]] = Field(default_factory=dict)
 
+    #: The objects the vendor's API serves (None: any, as mapped from files or SQL).
+    serves: ClassVar[tuple[str, ...] | None] = None
+
     @field_validator("objects")
     @classmethod
     def _unique(cls, objects: list[str]) -> list[str]:
         if len(set(objects)) != len(objects):
             raise ValueError("objects are listed more than once")
+        unserved = [o for o in objects if cls.serves is not None and o not in cls.serves]
+        if unserved:
+            raise ValueError(
+                f"{', '.join(unserved)}: not served by this connector; "
+                f"it serves {', '.join(cls.serves or ())}"
+            )
         return objects
 
 
@@ -147,6 +156,7 @@ class HubSpotSystem(HttpSystem):
     """HubSpot CRM v3: companies -> customers, closed-won deals -> projects."""
 
     connector: Literal["hubspot"]
+    serves = ("customers", "projects")
     base_url: str = "https://api.hubapi.com"
     auth: HubSpotAuth
     # HubSpot private apps: 100 requests per 10 s (Free/Starter) = 600 per minute; 95% of it, so
@@ -166,6 +176,7 @@ class HarvestSystem(HttpSystem):
     """Harvest v2: clients, projects, time entries, invoices; incremental on ``updated_since``."""
 
     connector: Literal["harvest"]
+    serves = ("customers", "projects", "time_entries", "invoices")
     base_url: str = "https://api.harvestapp.com"
     auth: HarvestAuth
     # Harvest: 100 requests per 15 s = 400 per minute; 95% of it (see HubSpotSystem).

@@ -18,7 +18,8 @@ server lacks is :class:`extractors.errors.SchemaDrift` naming the model and fiel
 fields, such as the firm's custom ``x_harvest_id``, are then read as NULL). It reads each object
 with ``search_read(domain, fields, offset, limit, order="id", context={"active_test": false})``,
 paged by offset and limit in ``id`` order, archived records included. Incremental pulls add
-``write_date >= since`` (Odoo datetimes are UTC ``YYYY-MM-DD HH:MM:SS``). Odoo has no rate limit
+``write_date >= since`` (Odoo datetimes are UTC ``YYYY-MM-DD HH:MM:SS``); invoice lines are read
+whole, as a server or a dump may lack their write_date. Odoo has no rate limit
 of its own. The models and their mappings are :mod:`extractors.odoo_models`.
 """
 
@@ -77,8 +78,8 @@ class OdooConnector(HttpConnector):
         return self.model(obj).mapping
 
     def incremental(self, obj: str) -> bool:
-        """Every model is searched by ``write_date``, so every pull can be incremental."""
-        return True
+        """Whether ``obj``'s model is searched by ``write_date``: all but those read whole (invoice lines)."""
+        return "write_date" not in self.model(obj).optional
 
     def extract(self, obj: str, sink: RawSink, *, since: datetime | None) -> None:
         """Read ``obj``'s model page by page into ``sink`` (written at or after ``since``, if given).

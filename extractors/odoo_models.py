@@ -8,6 +8,9 @@ are the document's, signed by the move type. Invoice numbers (``name``) restart 
 journal, so only the move id identifies an invoice; rules matching numbers pair them with the
 legal entity.
 
+Invoice lines are the product lines of the invoices (``account.move.line``); a line invoicing
+several sales order lines (``sale_line_ids``) keeps the first.
+
 An object is read from one model; ``projects`` has a choice: ``project.project`` (Odoo as PSA or
 ERP) or ``crm.lead`` (Odoo as CRM: opportunities, the canonical deals).
 """
@@ -136,6 +139,9 @@ _TIMESHEETS = OdooModel(
                            "AS DECIMAL(18,2)), 2)",
         "bill_currency": "$._sale_line.currency_id[1]",
         "currency": "$.currency_id[1]", "invoice_id": "$.timesheet_invoice_id[0]",
+        "sale_line_id": "$.so_line[0]",
+        # Odoo's other types (revenues, costs) are not timesheets' and stay NULL.
+        "billing_type": Lookup("$.timesheet_invoice_type", "odoo_timesheet_billing", strict=False),
         "legal_entity_id": _LEGAL_ENTITY, "psa_id": _HARVEST_ID, **_TIMESTAMPS,
     }),
 )  # fmt: skip
@@ -162,13 +168,30 @@ _MOVES = OdooModel(
     }),
 )  # fmt: skip
 
+_MOVE_LINES = OdooModel(
+    # The product lines of customer invoices and credit notes (not taxes, sections or notes).
+    "account.move.line", "invoice_lines",
+    [["move_id.move_type", "in", ["out_invoice", "out_refund"]], ["display_type", "=", "product"]],
+    ("id", "move_id", "name", "product_id", "quantity", "price_subtotal", "currency_id", "company_id",
+     "sale_line_ids", *_AUDIT),
+    # sale_line_ids comes with the Sales app; without write_date a pull is never incremental.
+    frozenset({"sale_line_ids", *_AUDIT}),
+    ObjectMapping("invoice_lines", {
+        "invoice_line_id": "$.id", "invoice_id": "$.move_id[0]", "description": "nullif($.name, 'false')",
+        "product": "$.product_id[1]", "sale_line_id": "$.sale_line_ids[0]",
+        "quantity": "$.quantity", "amount": "$.price_subtotal", "currency": "$.currency_id[1]",
+        "legal_entity_id": _LEGAL_ENTITY, **_TIMESTAMPS,
+    }),
+)  # fmt: skip
+
 #: object -> model name -> model.
 MODELS: dict[str, dict[str, OdooModel]] = {}
-for _m in (_PARTNERS, _PROJECTS, _OPPORTUNITIES, _TIMESHEETS, _MOVES):
+for _m in (_PARTNERS, _PROJECTS, _OPPORTUNITIES, _TIMESHEETS, _MOVES, _MOVE_LINES):
     MODELS.setdefault(_m.obj, {})[_m.name] = _m
 #: object -> the model it is read from unless sources.yaml's ``models`` says otherwise.
 DEFAULT_MODELS = {"customers": "res.partner", "projects": "project.project",
-                  "time_entries": "account.analytic.line", "invoices": "account.move"}  # fmt: skip
+                  "time_entries": "account.analytic.line", "invoices": "account.move",
+                  "invoice_lines": "account.move.line"}  # fmt: skip
 
 
 def odoo_model(obj: str, name: str | None = None) -> OdooModel:

@@ -6,8 +6,8 @@ up as a counted, explained quarantine instead of a wrong status.
 
 Canonical sets: project and customer ``status`` is ``active`` or ``archived``; invoice ``status`` is
 ``draft``, ``posted`` (open, partly paid), ``paid`` or ``cancelled``; ``billing_model`` is
-``time_and_materials``, ``fixed_fee`` or ``non_billable``; invoice ``kind`` is ``invoice`` or
-``credit_note``.
+``time_and_materials``, ``fixed_fee`` or ``non_billable`` (a time entry's ``billing_type`` also
+``milestones`` or ``manual``); invoice ``kind`` is ``invoice`` or ``credit_note``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ STATUS_MAPS: dict[str, dict[str, str]] = {
         "invoicing_legacy": "paid",
     },
     "odoo_move_type": {"out_invoice": "invoice", "out_refund": "credit_note"},
+    # Odoo timesheet line `timesheet_invoice_type`: how its sales order line bills it.
+    "odoo_timesheet_billing": {
+        "billable_time": "time_and_materials",
+        "billable_fixed": "fixed_fee",
+        "billable_milestones": "milestones",
+        "billable_manual": "manual",
+        "non_billable": "non_billable",
+    },
     # Harvest project: `is_fixed_fee` / `is_billable`, as `fixed|billable` text (see the mapping).
     "harvest_billing_model": {
         "false|true": "time_and_materials",

@@ -62,7 +62,7 @@ BREAK_TYPES = (
     "aggregate_mismatch",
     "aged",
 )
-ObjectName = Literal["customers", "projects", "time_entries", "invoices"]
+ObjectName = Literal["customers", "projects", "time_entries", "invoices", "invoice_lines"]
 BreakType = Literal[
     "missing_in_target", "missing_in_source", "field_mismatch", "duplicate", "orphan",
     "aggregate_mismatch", "aged",

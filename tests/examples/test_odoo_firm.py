@@ -36,7 +36,7 @@ LEGAL_ENTITIES = {1: "YC", 2: "USC"}  # examples/odoo-firm/sources.yaml
 #: (system, object) -> the dumped model it is read from.
 READ_FROM = {("crm", "customers"): "res.partner", ("crm", "projects"): "crm.lead",
              ("psa", "projects"): "project.project", ("psa", "time_entries"): "account.analytic.line",
-             ("erp", "invoices"): "account.move"}  # fmt: skip
+             ("erp", "invoices"): "account.move", ("erp", "invoice_lines"): "account.move.line"}  # fmt: skip
 
 
 def records(model: str) -> list[dict[str, Any]]:
@@ -93,7 +93,7 @@ def test_every_dumped_record_lands_once_typed_and_mapped(firm: tuple[Path, Pipel
     try:
         for (system, obj), model in READ_FROM.items():
             key = {"customers": "customer_id", "projects": "project_id", "time_entries": "time_entry_id",
-                   "invoices": "invoice_id"}[obj]  # fmt: skip
+                   "invoices": "invoice_id", "invoice_lines": "invoice_line_id"}[obj]  # fmt: skip
             ids = con.execute(f"SELECT {key} FROM {obj} WHERE system = ?", [system]).fetchall()
             assert sorted(int(i) for (i,) in ids) == sorted(r["id"] for r in records(model)), (system, obj)
             quarantined = con.execute("SELECT count(*) FROM quarantine WHERE system = ?", [system]).fetchall()
@@ -101,6 +101,25 @@ def test_every_dumped_record_lands_once_typed_and_mapped(firm: tuple[Path, Pipel
         lines = records("account.analytic.line")
         hours = con.execute("SELECT sum(hours), sum(cost_amount) FROM time_entries").fetchall()
         assert hours == [(sum(r["unit_amount"] for r in lines), -sum(r["amount"] for r in lines))]
+        got = con.execute("SELECT time_entry_id, sale_line_id, billing_type FROM time_entries "
+                          "WHERE system = 'psa'").fetchall()  # fmt: skip
+        types = {"billable_time": "time_and_materials", "billable_fixed": "fixed_fee",
+                 "billable_milestones": "milestones", "billable_manual": "manual", "non_billable": "non_billable"}  # fmt: skip
+        assert sorted(got) == sorted(
+            (
+                str(r["id"]),
+                str(m2o(r["so_line"])) if r["so_line"] else None,
+                types[r["timesheet_invoice_type"]],
+            )
+            for r in lines
+        )
+        got = con.execute("SELECT invoice_line_id, invoice_id, sale_line_id, quantity, amount, currency, "
+                          "legal_entity_id FROM invoice_lines").fetchall()  # fmt: skip
+        assert sorted(got) == sorted(
+            (str(r["id"]), str(m2o(r["move_id"])), str(r["sale_line_ids"][0]) if r["sale_line_ids"] else None,
+             r["quantity"], r["price_subtotal"], r["currency_id"][1], LEGAL_ENTITIES[m2o(r["company_id"])])
+            for r in records("account.move.line")
+        )  # fmt: skip
         moves = {r["id"]: r for r in records("account.move")}
         got = con.execute("SELECT invoice_id, kind, amount_total, amount_due, reversed_invoice_id, legal_entity_id "
                           "FROM invoices").fetchall()  # fmt: skip
@@ -160,6 +179,38 @@ def test_time_unbilled_by_a_credit_note_is_the_released_lines_of_the_reversed_in
     }  # fmt: skip
     found = breaks_of(home, "time_unbilled_by_credit_note")
     assert {int(b[1]) for b in found} == expected and len(found) == len(expected) > 0
+
+
+def test_invoiced_hours_are_the_hours_of_the_timesheet_lines_each_invoice_billed(
+    firm: tuple[Path, PipelineRun],
+) -> None:
+    home, _ = firm
+    lines = records("account.analytic.line")
+    by_the_hour = {m2o(r["so_line"]) for r in lines if r["timesheet_invoice_type"] == "billable_time"}
+    moves = {r["id"]: r for r in records("account.move")}
+    invoiced: dict[tuple[int, int], Decimal] = {}  # (invoice, sales order line) -> hours on its lines
+    for line in records("account.move.line"):
+        move = moves[m2o(line["move_id"])]
+        ordered = line["sale_line_ids"][0] if line["sale_line_ids"] else None
+        if move["move_type"] == "out_invoice" and move["state"] != "cancel" and ordered in by_the_hour:
+            key = (move["id"], ordered)
+            invoiced[key] = invoiced.get(key, Decimal(0)) + line["quantity"]
+    worked: dict[tuple[int, int], Decimal] = {}  # (invoice, sales order line) -> hours of its timesheets
+    for r in lines:
+        if r["timesheet_invoice_id"] and r["so_line"]:
+            key = (m2o(r["timesheet_invoice_id"]), m2o(r["so_line"]))
+            worked[key] = worked.get(key, Decimal(0)) + r["unit_amount"]
+    expected = {
+        (invoice, invoiced.get((invoice, ordered), Decimal(0)), worked.get((invoice, ordered), Decimal(0)))
+        for invoice, ordered in invoiced.keys() | worked.keys()
+        if invoiced.get((invoice, ordered), Decimal(0)) != worked.get((invoice, ordered), Decimal(0))
+    }
+    found = breaks_of(home, "invoiced_hours")
+    assert {(b[0], b[3]) for b in found} == {("aggregate_mismatch", "hours")}
+    assert {(int(b[1]), Decimal(b[4]), Decimal(b[5])) for b in found} == expected and expected
+    # what the dump holds: invoices a credit note reversed, whose timesheets Odoo released
+    reversed_ids = {m2o(m["reversed_entry_id"]) for m in moves.values() if m["move_type"] == "out_refund"}
+    assert {invoice for invoice, _, _ in expected} <= reversed_ids
 
 
 def test_invoices_issued_by_another_legal_entity_than_the_customers_projects(

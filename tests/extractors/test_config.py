@@ -1,4 +1,4 @@
-"""sources.yaml: values naming environment variables (``${VAR}``, ``${VAR:-default}``)."""
+"""sources.yaml: values naming environment variables (``${VAR}``, ``${VAR:-default}``), objects per connector."""
 
 from __future__ import annotations
 
@@ -48,3 +48,24 @@ def test_an_unset_variable_without_default_is_refused_with_file_key_and_name(
     assert (
         str(path) in message and "systems.erp.base_url" in message and "TIEOUT_TEST_URL is not set" in message
     )
+
+
+@pytest.mark.parametrize(
+    ("connector", "auth", "unserved"),
+    [
+        ("hubspot", "{token_env: T}", "time_entries"),
+        ("harvest", "{token_env: T, account_id_env: A}", "invoice_lines"),
+    ],
+)
+def test_an_object_the_vendors_api_does_not_serve_is_refused_with_what_it_serves(
+    tmp_path: Path, connector: str, auth: str, unserved: str
+) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        f"systems:\n  src:\n    connector: {connector}\n    auth: {auth}\n    objects: [customers, {unserved}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_sources(path)
+    message = str(caught.value)
+    assert "systems.src" in message and f"{unserved}: not served by this connector" in message
+    assert "it serves customers, projects" in message
