@@ -13,8 +13,9 @@ child process, deterministic (seeded formulas, no randomness), rebuilt when
   over January 2025 to mid-November 2026, and one invoice per project and ended month in psa and
   erp (the time entries name them);
 - :data:`LIVE_RUNS` live reconciliation runs, one every :data:`RUN_EVERY_HOURS` hours from
-  2026-01-01 to 2026-11-15 (every run's ``rules.parquet`` and ``run.json``; the views read only the
-  latest run's breaks and ledger, so older folders hold nothing else), and one data-quality run;
+  2026-01-01 to 2026-11-15 (every run's ``rules.parquet``, ``summary.parquet``, the latest run's
+  repeated, and ``run.json``; the views read only the latest run's breaks and ledger, so older
+  folders hold nothing else), and one data-quality run;
 - the latest runs' one million breaks (:mod:`bench.breaks_fixture`, four fifths reconciliation,
   one fifth data quality) with aging buckets, objects and systems per rule, a ``first_seen`` at one
   of the runs and 2 % reopened; their ledgers add :data:`CLEARED` reconciliation and
@@ -26,7 +27,10 @@ child process, deterministic (seeded formulas, no randomness), rebuilt when
 Method: one render's calls, in the page's order and with its arguments (the sidebar's billing
 period "All", so the latest billing period, 2026-11, against the month before): the billing
 periods, the six entity-scoped KPI functions, the sync failure rate (app state), freshness,
-the trend and the two aging breakdowns, and the six KPI functions again per legal entity. The
+the trend and the two aging breakdowns, the amount at risk per run, the six monthly KPIs month
+by month over twelve months (per legal entity where they have one: the per-entity table takes the
+selected month from them), the unbilled WIP per run, and open breaks and unbilled WIP per legal
+entity. The
 warehouse calls share one read-only connection opened with :func:`data.warehouse.connect`, as a
 page render does (``pages/_shared.guarded``); the page's five-minute result cache is not used (the
 first render after a publish has nothing cached). Streamlit and plotly rendering are not timed.
@@ -60,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".bench" / "overview"
 HOME = BENCH_DIR / "home"
 #: Bump when the inputs change, so they are built again.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 RUNS = 11
 TARGET_MS = 1000.0
 BUILD_TIMEOUT_S = 3600.0
@@ -271,8 +275,15 @@ def _ledger_sql(breaks: Path, cleared: int, rules: list[str], prefix: str) -> st
 
 
 def _publish_break_runs(home: Path, con: Any) -> int:
-    """Every live reconciliation run (its rules), the latest with its breaks and ledger; one check run."""
-    from data.breaks import CHECK_RESULT_COLUMNS, PARQUET, RULE_RUN_COLUMNS, BreakStore, empty_select
+    """Every live reconciliation run (rules, summary), the latest with breaks and ledger; one check run."""
+    from data.breaks import (
+        CHECK_RESULT_COLUMNS,
+        PARQUET,
+        RULE_RUN_COLUMNS,
+        BreakStore,
+        empty_select,
+        run_summary_sql,
+    )
     from reconcile.rules import load_rules
     from reconcile.run import DEFAULT_RULES
 
@@ -280,6 +291,7 @@ def _publish_break_runs(home: Path, con: Any) -> int:
     starts = _run_starts()
     latest = _run_id(starts[-1])
     con.execute(f"CREATE TEMP TABLE _b AS {_breaks_sql(latest)}")
+    con.execute(f"CREATE TEMP TABLE _summary AS {run_summary_sql('_b')}")
     recon = BreakStore(home, "reconciliation")
     cols = ", ".join(f"{c} {t}" for c, t, _ in RULE_RUN_COLUMNS)
     con.execute(f"CREATE TEMP TABLE _rule_runs ({cols})")
@@ -293,6 +305,10 @@ def _publish_break_runs(home: Path, con: Any) -> int:
               99_000 + k, 90_000 + n % 100, 9_000 + k, "{}", 1.5 + k] for k, rule in enumerate(rules)],
         )  # fmt: skip
         con.execute(f"COPY _rule_runs TO '{staged / 'rules.parquet'}' {PARQUET}")
+        # every run adds up its breaks; older runs repeat the latest run's sums
+        con.execute(
+            f"COPY (SELECT '{run_id}' AS run_id, * FROM _summary) TO '{staged / 'summary.parquet'}' {PARQUET}"
+        )
         if n == len(starts) - 1:
             con.execute(
                 f"COPY (SELECT * FROM _b WHERE category = 'reconciliation' ORDER BY rule_id, break_type, "
@@ -463,8 +479,20 @@ def _render(
     trend = call("open_breaks_trend, by entity", kpis.open_breaks_trend, legal_entities=scope, by_entity=True)
     call("open_breaks_by_aging, by entity", kpis.open_breaks_by_aging, legal_entities=scope, by_entity=True)
     call("open_breaks_by_aging", kpis.open_breaks_by_aging, legal_entities=scope)
-    for fn, kw in calls.items():
-        call(f"{fn}, by entity", getattr(kpis, fn), legal_entities=scope, by_entity=True, **kw)
+    call("amount_at_risk_trend", kpis.amount_at_risk_trend, legal_entities=scope)
+    started = time.perf_counter()
+    kpis.monthly_trend(engine, "sync_failure_rate", through=month, months=12)
+    times["monthly_trend sync_failure_rate"] = (time.perf_counter() - started) * 1000
+    call("monthly_trend freshness_sla_attainment", kpis.monthly_trend, kpi="freshness_sla_attainment",
+         through=month, months=12, sla_minutes=FRESHNESS_SLA_MINUTES, now=NOW)  # fmt: skip
+    for fn in ("mean_time_to_resolve", "time_to_invoice", "invoice_accuracy", "deal_handoff_within_sla"):
+        options = {"as_of": NOW} if fn == "deal_handoff_within_sla" else {}
+        call(f"monthly_trend {fn}", kpis.monthly_trend, kpi=fn, through=month, months=12, by_entity=True,
+             legal_entities=scope, **options)  # fmt: skip
+    call("amount_at_risk_trend unbilled, by entity", kpis.amount_at_risk_trend, legal_entities=scope,
+         rule_ids=(kpis.UNBILLED_RULE,), by_entity=True, by_aging=False)  # fmt: skip
+    for fn in ("open_breaks", "unbilled_wip"):  # the monthly KPIs per entity are the trends' month
+        call(f"{fn}, by entity", getattr(kpis, fn), legal_entities=scope, by_entity=True)
     started = time.perf_counter()
     con.close()
     times["connect"] += (time.perf_counter() - started) * 1000

@@ -56,6 +56,8 @@ EXTRACTION_RUNS = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("snapshot_id", sa.String(128)),
     sa.Index("ix_extraction_runs_system_object_started", "system", "object", "started_at"),
+    # covers the sync failure rate's scan of a period's runs (data.kpis)
+    sa.Index("ix_extraction_runs_started_status", "started_at", "status", "system"),
 )  # fmt: skip
 
 SNAPSHOTS = sa.Table(
@@ -86,6 +88,8 @@ def state_engine(home: Path) -> sa.Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     METADATA.create_all(engine)
+    for index in EXTRACTION_RUNS.indexes:  # create_all adds no index to a table that exists
+        index.create(engine, checkfirst=True)
     return engine
 
 

@@ -6,6 +6,7 @@ Layout (``category`` is ``reconciliation`` or ``data_quality``)::
     lake/breaks/<category>/<run_id>/breaks.parquet   the run's breaks (BREAK_COLUMNS)
     lake/breaks/<category>/<run_id>/ledger.parquet   every break ever seen up to this run (LEDGER_COLUMNS)
     lake/breaks/<category>/<run_id>/rules.parquet    per-rule figures of the run (RULE_RUN_COLUMNS)
+    lake/breaks/<category>/<run_id>/summary.parquet  the run's breaks added up (run_summary_sql)
     lake/breaks/<category>/<run_id>/run.json         the run: moment, business date, input snapshots
 
 A run writes its folder under ``lake/.staging``, renames it into place, and (for a live run, not
@@ -35,6 +36,8 @@ __all__ = [
     "break_views",
     "empty_select",
     "live_runs_table",
+    "run_summary_sql",
+    "run_summary_table",
 ]
 
 CATEGORIES = ("reconciliation", "data_quality")
@@ -235,6 +238,7 @@ def break_views(home: Path) -> tuple[list[str], str]:
         f"CREATE VIEW reconciliation_runs AS {all_runs}",
         f"CREATE VIEW check_results AS {results}",
         live_runs_table(dict(latest)["reconciliation"]),
+        run_summary_table(home),
     ]
     return stmts, key
 
@@ -254,6 +258,41 @@ def live_runs_table(latest: dict[str, Any] | None) -> str:
         "CREATE TABLE tieout_live_runs AS SELECT run_id, min(started_at) AS started_at "
         "FROM reconciliation_runs WHERE replay IS NOT TRUE "
         f"GROUP BY run_id HAVING min(started_at) <= {until}"
+    )
+
+
+def run_summary_sql(relation: str) -> str:
+    """A run's open reconciliation breaks added up: a SELECT over ``relation`` (rows of ``breaks``).
+
+    One row per ``rule_id``, ``legal_entity_id``, ``aging_bucket`` and ``reporting_currency``:
+    ``breaks``, ``valued`` (breaks with an amount at risk), ``amount_at_risk`` (sum), ``unvalued``
+    (an amount but no FX rate), ``aged`` (breaks with an age), ``age_sum``, ``age_max`` and
+    ``age_min`` (days). Each run keeps it as ``summary.parquet``, where the ledger keeps no amounts.
+    """
+    return (
+        "SELECT rule_id, legal_entity_id, aging_bucket, reporting_currency, count(*) AS breaks, "
+        "count(amount_at_risk) AS valued, sum(amount_at_risk) AS amount_at_risk, "
+        "count(*) FILTER (WHERE amount IS NOT NULL AND amount_at_risk IS NULL) AS unvalued, "
+        "count(age_days) AS aged, sum(age_days) AS age_sum, max(age_days) AS age_max, "
+        f"min(age_days) AS age_min FROM {relation} WHERE category = 'reconciliation' GROUP BY ALL"
+    )
+
+
+def run_summary_table(home: Path) -> str:
+    """``CREATE TABLE tieout_run_summary``: the ``summary.parquet`` of every live reconciliation run.
+
+    ``run_id``, ``started_at`` (the run's, from ``tieout_live_runs``, which it needs), then the
+    columns of :func:`run_summary_sql`. Runs published before runs kept a summary have no rows.
+    """
+    root = BreakStore(home, "reconciliation").root
+    empty = f"SELECT NULL::VARCHAR AS run_id, * FROM ({run_summary_sql(f'({empty_select(BREAK_COLUMNS)})')})"
+    summaries = empty
+    if any(root.glob("*/summary.parquet")):
+        files = sql_literal(str(root / "*" / "summary.parquet"))
+        summaries += f" UNION ALL BY NAME SELECT * FROM read_parquet({files})"
+    return (
+        "CREATE TABLE tieout_run_summary AS SELECT r.run_id, r.started_at, s.* EXCLUDE (run_id) "
+        f"FROM ({summaries}) AS s JOIN tieout_live_runs AS r ON r.run_id = s.run_id"
     )
 
 

@@ -57,18 +57,23 @@ import pandas as pd
 import sqlalchemy as sa
 
 from data.appstate import EXTRACTION_RUNS
+from data.breaks import run_summary_sql
 
 __all__ = [
     "BREAK_TABLES",
     "DEFINITIONS",
     "INVOICED_TIME",
+    "MONTHLY_KPIS",
     "UNBILLED_RULE",
     "KpiDefinition",
+    "amount_at_risk_trend",
     "deal_handoff_within_sla",
+    "freshness_sla_attainment",
     "freshness_vs_sla",
     "invoice_accuracy",
     "match_rate",
     "mean_time_to_resolve",
+    "monthly_trend",
     "open_breaks",
     "open_breaks_by_aging",
     "open_breaks_trend",
@@ -134,6 +139,12 @@ DEFINITIONS: dict[str, KpiDefinition] = {d.name: d for d in (
          "minutes from the start of the extraction of the current snapshot (snapshots.extracted_at) "
          "to now, per system and object; within SLA when at most the system's freshness_sla_minutes",
          None, scope="firm", higher_is_better=False),
+    _kpi("freshness_sla_attainment", "Freshness SLA attainment", "percent",
+         "time within SLA / time observed x 100 in the month (UTC, up to now), summed over every system "
+         "and object from its first published snapshot (snapshots view); a source is within SLA while its "
+         "current snapshot's age (from snapshots.extracted_at) is at most its system's "
+         "freshness_sla_minutes",
+         _PREV_MONTH, scope="firm", higher_is_better=True),
     _kpi("match_rate", "Match rate per rule", "percent",
          "matched / greatest(source_rows, compared) x 100 in the rule's latest successful live run "
          "(reconciliation_runs; matched: compared without a break; compared exceeds source_rows only "
@@ -191,6 +202,49 @@ def _month(period: str) -> tuple[date, date, date]:
     end = date(year + month // 12, month % 12 + 1, 1)
     previous = date(year - (month == 1), (month - 2) % 12 + 1, 1)
     return previous, start, end
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Consecutive calendar months: ``starts`` is (``YYYY-MM``, first day) oldest first."""
+
+    starts: tuple[tuple[str, date], ...]
+
+    @classmethod
+    def ending(cls, through: str, months: int) -> _Window:
+        """The ``months`` months up to and including ``through``.
+
+        Raises:
+            ValueError: ``through`` is not ``YYYY-MM``, or ``months`` < 1.
+        """
+        _month(through)
+        if months < 1:
+            raise ValueError(f"months must be 1 or more, not {months}")
+        last = int(through[:4]) * 12 + int(through[5:]) - 1
+        return cls(tuple(
+            (f"{i // 12:04d}-{i % 12 + 1:02d}", date(i // 12, i % 12 + 1, 1))
+            for i in range(last - months + 1, last + 1)
+        ))  # fmt: skip
+
+    @property
+    def first(self) -> date:
+        """The first day of the first month."""
+        return self.starts[0][1]
+
+    @property
+    def end(self) -> date:
+        """The first day after the last month."""
+        return _month(self.starts[-1][0])[2]
+
+    def month_of(self, expr: str, *, timestamp: bool) -> tuple[str, list[Any]]:
+        """SQL giving the month ``YYYY-MM`` of ``expr`` in the window (NULL outside), and its parameters.
+
+        ``expr`` is a DATE, or with ``timestamp`` a TIMESTAMPTZ (months in UTC).
+        """
+        bound: Callable[[date], Any] = _utc if timestamp else (lambda day: day)
+        whens = " ".join(f"WHEN {expr} >= ? THEN '{label}'" for label, _ in reversed(self.starts))
+        params = [bound(self.end)] + [bound(start) for _, start in reversed(self.starts)]
+        return f"CASE WHEN {expr} >= ? THEN NULL {whens} END", params
 
 
 def _utc(day: date) -> datetime:
@@ -322,7 +376,7 @@ def sync_failure_rate(engine: sa.Engine, *, period: str, by_system: bool = False
     Definition: failed or interrupted extraction runs / finished extraction runs (succeeded,
     failed or interrupted) started in the month (UTC), x 100, from extraction_runs in the app
     state. Runs still ``running`` are not counted. Firm-wide: extraction runs belong to systems,
-    not legal entities.
+    not legal entities. Month by month: :func:`monthly_trend`.
 
     Args:
         engine: the app-state database (:func:`data.appstate.state_engine`).
@@ -339,29 +393,28 @@ def sync_failure_rate(engine: sa.Engine, *, period: str, by_system: bool = False
         ValueError: ``period`` is not ``YYYY-MM``.
         sqlalchemy.exc.SQLAlchemyError: the app-state database cannot be read.
     """
-    previous, start, end = _month(period)
+    return _against_previous("sync_failure_rate", engine, period, by_system)
+
+
+def _sync_failure_rows(engine: sa.Engine, window: _Window, by_system: bool) -> list[tuple[Any, ...]]:
+    """(month, system or None, finished runs, failed runs) per month of ``window``."""
     runs = EXTRACTION_RUNS.c
-    # counted by the database: the two months hold tens of thousands of runs on the demo's schedules
-    month = sa.case((runs.started_at >= _utc(start), "current"), else_="previous")
+    # counted by the database: a month holds tens of thousands of runs on the demo's schedules
+    month = sa.case(*[(runs.started_at >= _utc(start), label) for label, start in reversed(window.starts)])
     found = (
-        sa.select(month.label("which"), runs.system, runs.status)
-        .where(runs.started_at >= _utc(previous), runs.started_at < _utc(end), runs.status.in_(_FINISHED))
+        sa.select(month.label("month"), runs.system, runs.status)
+        .where(runs.started_at >= _utc(window.first), runs.started_at < _utc(window.end),
+               runs.status.in_(_FINISHED))
         .subquery()
-    )
+    )  # fmt: skip
     # grouped by the subquery's columns: PostgreSQL takes the CASE's parameters in SELECT and GROUP BY
     # for different expressions
-    keys = [found.c.which, found.c.system] if by_system else [found.c.which]
+    keys = [found.c.month, found.c.system] if by_system else [found.c.month]
     failed = sa.func.sum(sa.case((found.c.status.in_(_FAILED), 1), else_=0))
     query = sa.select(*keys, sa.func.count(), failed).group_by(*keys)
     with engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(query)]
-    counts = (
-        [(w, str(s), n, f) for w, s, n, f in rows] if by_system else [(w, None, n, f) for w, n, f in rows]
-    )
-    return _period_frame(
-        counts, by_system, {"runs": "Int64", "failed_runs": "Int64"}, lambda m: _pct(m[1], m[0]), (0, 0),
-        key=("system", "str"),
-    )  # fmt: skip
+    return [(m, str(s), n, f) for m, s, n, f in rows] if by_system else [(m, None, n, f) for m, n, f in rows]
 
 
 def freshness_vs_sla(
@@ -474,19 +527,20 @@ _RECON_LEDGER = "strpos(l.rule_id, '.') = 0"
 #: A ledger row's latest opening: the later of first seen and reopened (NULL without first_seen).
 _SINCE = "CASE WHEN l.reopened_at > l.first_seen THEN l.reopened_at ELSE l.first_seen END"
 
-#: Inputs of the open-break KPIs, SELECTs over the views that the warehouse file holds as tables,
+#: Inputs of the break KPIs, SELECTs over the views that the warehouse file holds as tables,
 #: built with it (:func:`data.warehouse.ensure_warehouse`; every live run rebuilds it): a few hundred
 #: rows each, where the views hold a row per break (a million), read by every call.
 BREAK_TABLES: dict[str, str] = {
     # the open reconciliation breaks (the breaks view) per rule, entity, aging bucket and reporting
-    # currency: what open_breaks, unbilled_wip and open_breaks_by_aging add up (counts, sums, extremes;
-    # ``valued`` counts the breaks with an amount at risk)
-    "tieout_open_breaks": (
-        "SELECT rule_id, legal_entity_id, aging_bucket, reporting_currency, count(*) AS breaks, "
-        "count(amount_at_risk) AS valued, sum(amount_at_risk) AS amount_at_risk, "
-        "count(*) FILTER (WHERE amount IS NOT NULL AND amount_at_risk IS NULL) AS unvalued, "
-        "count(age_days) AS aged, sum(age_days) AS age_sum, max(age_days) AS age_max, "
-        "min(age_days) AS age_min FROM breaks WHERE category = 'reconciliation' GROUP BY ALL"
+    # currency: what open_breaks, unbilled_wip and open_breaks_by_aging add up
+    "tieout_open_breaks": run_summary_sql("breaks"),
+    # the invoices an open break names (any category, as source or target record): what
+    # invoice_accuracy flags
+    "tieout_flagged_invoices": (
+        "SELECT source_system AS system, source_id AS invoice_id FROM breaks "
+        "WHERE object = 'invoices' AND source_id IS NOT NULL "
+        "UNION SELECT target_system, target_id FROM breaks "
+        "WHERE object = 'invoices' AND target_id IS NOT NULL"
     ),
     # the reconciliation breaks open at the start of the previous live run (module notes), per rule and
     # entity: since <= its start < cleared_at (see _open_per_run); no rows before a second run
@@ -763,7 +817,7 @@ def mean_time_to_resolve(
     break_ledger whose cleared_at falls in the month (UTC); a break that reopened counts from its
     first first_seen. "Cleared" is the reconciliation no longer finding the break (not a status
     set in the app). A break that cleared in a month and has since reopened is not counted for
-    that month (the ledger keeps only its latest clearing).
+    that month (the ledger keeps only its latest clearing). Month by month: :func:`monthly_trend`.
 
     Args:
         con: a connection to the warehouse (view ``break_ledger``).
@@ -780,18 +834,24 @@ def mean_time_to_resolve(
     Raises:
         ValueError: ``period`` is not ``YYYY-MM``.
     """
-    previous, start, end = _month(period)
+    return _against_previous(
+        "mean_time_to_resolve", con, period, by_entity, legal_entities=legal_entities, rule_ids=rule_ids
+    )
+
+
+def _resolve_rows(
+    con: duckdb.DuckDBPyConnection, window: _Window, by_entity: bool, *,
+    legal_entities: Sequence[str] | None = None, rule_ids: Sequence[str] | None = None,
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """(month, entity, cleared breaks, total microseconds open) per month of ``window``."""
     where, params = _scope("l.legal_entity_id", legal_entities, "l.rule_id", rule_ids)
-    found = con.execute(
-        "SELECT CASE WHEN l.cleared_at >= ? THEN 'current' ELSE 'previous' END, "
-        f"{_group('l.legal_entity_id', by_entity)}, count(*), "
+    month, month_params = window.month_of("l.cleared_at", timestamp=True)
+    return con.execute(
+        f"SELECT {month}, {_group('l.legal_entity_id', by_entity)}, count(*), "
         "sum(epoch_us(l.cleared_at) - epoch_us(l.first_seen)) FROM break_ledger AS l "
         f"WHERE {_RECON_LEDGER} AND l.cleared_at >= ? AND l.cleared_at < ? AND {where} GROUP BY ALL",
-        [_utc(start), _utc(previous), _utc(end), *params],
+        [*month_params, _utc(window.first), _utc(window.end), *params],
     ).fetchall()
-    return _period_frame(
-        found, by_entity, {"cleared_breaks": "Int64"}, lambda m: _days(int(m[1]), int(m[0])), (0, 0)
-    )
 
 
 def unbilled_wip(
@@ -883,7 +943,7 @@ def time_to_invoice(
     Legal entity: the invoice's (else the time entry's). The month is the invoice's issue month.
     Computed from ``tieout_invoiced_time`` (:data:`INVOICED_TIME`): the entries counted per number
     of days, whose median is the mean of the two middle entries' days (one for an odd count), as
-    DuckDB's ``median``.
+    DuckDB's ``median``. Month by month: :func:`monthly_trend`.
 
     Args:
         con: a connection to the warehouse (table ``tieout_invoiced_time``).
@@ -900,26 +960,33 @@ def time_to_invoice(
     Raises:
         ValueError: ``period`` is not ``YYYY-MM``.
     """
-    previous, start, end = _month(period)
+    return _against_previous(
+        "time_to_invoice", con, period, by_entity, legal_entities=legal_entities, system=system
+    )
+
+
+def _invoiced_time_rows(
+    con: duckdb.DuckDBPyConnection, window: _Window, by_entity: bool, *,
+    legal_entities: Sequence[str] | None = None, system: str = "erp",
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """(month, entity, time entries, hours, median days) per month of ``window``."""
     where, params = _scope("legal_entity_id", legal_entities)
-    found = con.execute(
-        "WITH h AS (SELECT CASE WHEN issue_date >= ? THEN 'current' ELSE 'previous' END AS which, "
+    month, month_params = window.month_of("issue_date", timestamp=False)
+    return con.execute(
+        f"WITH h AS (SELECT {month} AS month, "
         f"{_group('legal_entity_id', by_entity)}, days, sum(time_entries) AS n, sum(hours) AS hours "
         "FROM tieout_invoiced_time WHERE system = ? AND issue_date >= ? AND issue_date < ? "
         f"AND {where} GROUP BY ALL), "
         # per month (and entity): the entries with days, and how many have at most a row's days
         "ranked AS (SELECT *, sum(n) FILTER (WHERE days IS NOT NULL) OVER w AS dated, "
         "sum(n) OVER (w ORDER BY days NULLS LAST) AS upto FROM h "
-        "WINDOW w AS (PARTITION BY which, legal_entity_id)) "
+        "WINDOW w AS (PARTITION BY month, legal_entity_id)) "
         # the days of the (dated - 1) // 2-th and the dated // 2-th entry (from 0, by days): the middle ones
-        "SELECT which, legal_entity_id, sum(n), sum(hours), CAST((min(days) FILTER "
+        "SELECT month, legal_entity_id, sum(n), sum(hours), CAST((min(days) FILTER "
         "(WHERE upto > (dated - 1) // 2) + min(days) FILTER (WHERE upto > dated // 2)) / 2 AS DECIMAL(18,1)) "
         "FROM ranked GROUP BY ALL",
-        [start, system, previous, end, *params],
+        [*month_params, system, window.first, window.end, *params],
     ).fetchall()
-    return _period_frame(
-        found, by_entity, {"time_entries": "Int64", "hours": "object"}, lambda m: m[2], (0, None, None)
-    )
 
 
 def invoice_accuracy(
@@ -936,10 +1003,11 @@ def invoice_accuracy(
     no open break (the breaks view, object invoices, naming the invoice as source or target
     record) / all those invoices x 100. Breaks of any category count (a failed data-quality
     check on the invoice too). Both months are judged against the latest run's breaks, so an
-    invoice corrected since counts as accurate: older months tend to look better.
+    invoice corrected since counts as accurate: older months tend to look better. Month by month:
+    :func:`monthly_trend`.
 
     Args:
-        con: a connection to the warehouse (views ``invoices``, ``breaks``).
+        con: a connection to the warehouse (view ``invoices``, table ``tieout_flagged_invoices``).
         period: the month ``YYYY-MM`` of the invoices' ``issue_date``.
         legal_entities: the legal entities counted (None: all; ``[]``: none).
         by_entity: one row per legal entity instead of one row for the scope.
@@ -954,22 +1022,27 @@ def invoice_accuracy(
     Raises:
         ValueError: ``period`` is not ``YYYY-MM``.
     """
-    previous, start, end = _month(period)
+    return _against_previous(
+        "invoice_accuracy", con, period, by_entity, legal_entities=legal_entities, system=system
+    )
+
+
+def _accuracy_rows(
+    con: duckdb.DuckDBPyConnection, window: _Window, by_entity: bool, *,
+    legal_entities: Sequence[str] | None = None, system: str = "erp",
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """(month, entity, invoices, invoices without an open break) per month of ``window``."""
     where, params = _scope("i.legal_entity_id", legal_entities)
-    found = con.execute(
-        "WITH flagged AS (SELECT source_system AS system, source_id AS invoice_id FROM breaks "
-        "WHERE object = 'invoices' AND source_id IS NOT NULL "
-        "UNION SELECT target_system, target_id FROM breaks "
-        "WHERE object = 'invoices' AND target_id IS NOT NULL) "
-        f"SELECT CASE WHEN i.issue_date >= ? THEN 'current' ELSE 'previous' END, "
-        f"{_group('i.legal_entity_id', by_entity)}, count(*), count(*) FILTER (WHERE f.invoice_id IS NULL) "
-        "FROM invoices AS i LEFT JOIN flagged AS f ON f.system = i.system AND f.invoice_id = i.invoice_id "
+    month, month_params = window.month_of("i.issue_date", timestamp=False)
+    return con.execute(
+        f"SELECT {month}, {_group('i.legal_entity_id', by_entity)}, count(*), "
+        "count(*) FILTER (WHERE f.invoice_id IS NULL) "
+        "FROM invoices AS i LEFT JOIN tieout_flagged_invoices AS f "
+        "ON f.system = i.system AND f.invoice_id = i.invoice_id "
         f"WHERE i.system = ? AND {_ISSUED} AND i.issue_date >= ? AND i.issue_date < ? AND {where} "
         "GROUP BY ALL",
-        [start, system, previous, end, *params],
+        [*month_params, system, window.first, window.end, *params],
     ).fetchall()
-    measures = {"invoices": "Int64", "accurate_invoices": "Int64"}
-    return _period_frame(found, by_entity, measures, lambda m: _pct(m[1], m[0]), (0, 0))
 
 
 def deal_handoff_within_sla(
@@ -990,7 +1063,7 @@ def deal_handoff_within_sla(
     sla_days has passed, or already handed off in time) x 100. A deal still inside its SLA
     without a project is not counted yet; a PSA project whose creation time is unknown counts as
     in time. Legal entity: the deal's, else its CRM customer's. The month is ``won_at``'s (UTC).
-    The default SLA matches rule ``deals_without_project``.
+    The default SLA matches rule ``deals_without_project``. Month by month: :func:`monthly_trend`.
 
     Args:
         con: a connection to the warehouse (views ``projects``, ``customers``).
@@ -1011,7 +1084,18 @@ def deal_handoff_within_sla(
     Raises:
         ValueError: ``period`` is not ``YYYY-MM``, ``as_of`` has no time zone, or ``sla_days`` < 0.
     """
-    previous, start, end = _month(period)
+    return _against_previous(
+        "deal_handoff_within_sla", con, period, by_entity, as_of=as_of, legal_entities=legal_entities,
+        sla_days=sla_days, crm_system=crm_system, psa_system=psa_system,
+    )  # fmt: skip
+
+
+def _handoff_rows(
+    con: duckdb.DuckDBPyConnection, window: _Window, by_entity: bool, *, as_of: datetime,
+    legal_entities: Sequence[str] | None = None, sla_days: int = 14, crm_system: str = "crm",
+    psa_system: str = "psa",
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """(month, entity, deals due, deals handed off in time) per month of ``window``."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC), e.g. datetime.now(UTC)")
     if sla_days < 0:
@@ -1020,7 +1104,8 @@ def deal_handoff_within_sla(
     # whole 24-hour days, so the deadline does not move with the session's time zone (DST)
     due = f"d.won_at + to_hours({24 * int(sla_days)})"
     where, params = _scope(entity, legal_entities)
-    found = con.execute(
+    month, month_params = window.month_of("won_at", timestamp=True)
+    return con.execute(
         "WITH handoff AS (SELECT code, min(created_at) AS created_at FROM projects "
         "WHERE system = ? AND code IS NOT NULL GROUP BY code), "
         "owner AS (SELECT customer_id, min(legal_entity_id) AS legal_entity_id FROM customers "
@@ -1030,9 +1115,238 @@ def deal_handoff_within_sla(
         "FROM projects AS d LEFT JOIN owner AS c ON c.customer_id = d.customer_id "
         "LEFT JOIN handoff AS h ON h.code = d.code "
         f"WHERE d.system = ? AND d.won_at >= ? AND d.won_at < ? AND {where}) "
-        "SELECT CASE WHEN won_at >= ? THEN 'current' ELSE 'previous' END, legal_entity_id, "
-        "count(*), count(*) FILTER (WHERE on_time) FROM deals WHERE on_time OR due <= ? GROUP BY ALL",
-        [psa_system, crm_system, crm_system, _utc(previous), _utc(end), *params, _utc(start), as_of],
+        f"SELECT {month}, legal_entity_id, count(*), count(*) FILTER (WHERE on_time) FROM deals "
+        "WHERE on_time OR due <= ? GROUP BY ALL",
+        [psa_system, crm_system, crm_system, _utc(window.first), _utc(window.end), *params, *month_params,
+         as_of],
+    ).fetchall()  # fmt: skip
+
+
+def freshness_sla_attainment(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    period: str,
+    sla_minutes: Mapping[str, int],
+    now: datetime,
+    by_system: bool = False,
+) -> pd.DataFrame:
+    """Return the share of a month's time the sources' current snapshots were within their SLA.
+
+    Definition: time within SLA / time observed x 100 in the month (UTC, up to now), summed over
+    every system and object from its first published snapshot (snapshots view); a source is within
+    SLA while its current snapshot's age (from snapshots.extracted_at) is at most its system's
+    freshness_sla_minutes. The month's history of :func:`freshness_vs_sla`; systems without an SLA
+    are not counted. Firm-wide. Month by month: :func:`monthly_trend`.
+
+    Args:
+        con: a connection to the warehouse (view ``snapshots``).
+        period: the month ``YYYY-MM``.
+        sla_minutes: system -> ``freshness_sla_minutes`` (sources.yaml).
+        now: the moment the current month is observed up to (aware).
+        by_system: one row per system instead of one row for all.
+
+    Returns:
+        ``system`` (str, only with ``by_system``), ``observed_us``, ``out_of_sla_us`` (Int64,
+        microseconds summed over sources), ``value`` (Decimal percent or None when nothing was
+        observed), the same prefixed ``previous_`` for the month before, ``previous`` and
+        ``change`` (Decimal percentage points or None).
+
+    Raises:
+        ValueError: ``period`` is not ``YYYY-MM``, or ``now`` has no time zone.
+    """
+    return _against_previous(
+        "freshness_sla_attainment", con, period, by_system, sla_minutes=sla_minutes, now=now
+    )
+
+
+def _attainment_rows(
+    con: duckdb.DuckDBPyConnection, window: _Window, by_system: bool, *, sla_minutes: Mapping[str, int],
+    now: datetime,
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """(month, system or None, microseconds observed, microseconds out of SLA) per month of ``window``.
+
+    Between two publishes of a source its snapshot ages from the earlier one's extracted_at, so it
+    is out of SLA from extracted_at + SLA (or its publish, if later) to the next publish (or now).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC), e.g. datetime.now(UTC)")
+    if not sla_minutes:
+        return []
+    slas = ", ".join("(?, ?)" for _ in sla_minutes)
+    months = ", ".join("(?, ?, ?)" for _ in window.starts)
+    bounds = [b for label, start in window.starts for b in (label, _utc(start), _utc(_month(label)[2]))]
+    system = "i.system" if by_system else "CAST(NULL AS VARCHAR)"
+    return con.execute(
+        f"WITH sla(system, minutes) AS (VALUES {slas}), "
+        "s AS (SELECT system, extracted_at, published_at, lead(published_at) OVER "
+        "(PARTITION BY system, object ORDER BY published_at, snapshot_id) AS next_at FROM snapshots), "
+        "i AS (SELECT s.system, s.published_at AS a, least(coalesce(s.next_at, ?), ?) AS b, "
+        "greatest(s.published_at, s.extracted_at + to_minutes(CAST(sla.minutes AS BIGINT))) AS stale_from "
+        "FROM s JOIN sla ON sla.system = s.system), "
+        f"m(month, m0, m1) AS (VALUES {months}) "
+        f"SELECT m.month, {system}, sum(epoch_us(least(i.b, m.m1)) - epoch_us(greatest(i.a, m.m0))), "
+        "sum(greatest(0, epoch_us(least(i.b, m.m1)) - epoch_us(greatest(i.stale_from, i.a, m.m0)))) "
+        "FROM i JOIN m ON i.a < m.m1 AND i.b > m.m0 AND i.a < i.b GROUP BY ALL",
+        [*(v for item in sla_minutes.items() for v in item), now, now, *bounds],
     ).fetchall()
-    measures = {"deals_due": "Int64", "deals_on_time": "Int64"}
-    return _period_frame(found, by_entity, measures, lambda m: _pct(m[1], m[0]), (0, 0))
+
+
+# ---------------------------------------------------------------- month by month, run by run
+
+
+@dataclass(frozen=True)
+class _Monthly:
+    """A monthly KPI: its rows ``(month, key, *measures)`` for a window, and its value from measures."""
+
+    rows: Callable[..., list[tuple[Any, ...]]]
+    measures: Mapping[str, str]
+    value: Callable[[tuple[Any, ...]], Any]
+    empty: tuple[Any, ...]
+    key: tuple[str, str] = ("legal_entity_id", "object")
+
+
+_MONTHLY: dict[str, _Monthly] = {
+    "sync_failure_rate": _Monthly(
+        _sync_failure_rows, {"runs": "Int64", "failed_runs": "Int64"}, lambda m: _pct(m[1], m[0]), (0, 0),
+        key=("system", "str"),
+    ),
+    "freshness_sla_attainment": _Monthly(
+        _attainment_rows, {"observed_us": "Int64", "out_of_sla_us": "Int64"},
+        lambda m: _pct(int(m[0]) - int(m[1]), int(m[0])), (0, 0), key=("system", "str"),
+    ),
+    "mean_time_to_resolve": _Monthly(
+        _resolve_rows, {"cleared_breaks": "Int64"}, lambda m: _days(int(m[1]), int(m[0])), (0, 0)
+    ),
+    "time_to_invoice": _Monthly(
+        _invoiced_time_rows, {"time_entries": "Int64", "hours": "object"}, lambda m: m[2], (0, None, None)
+    ),
+    "invoice_accuracy": _Monthly(
+        _accuracy_rows, {"invoices": "Int64", "accurate_invoices": "Int64"}, lambda m: _pct(m[1], m[0]),
+        (0, 0),
+    ),
+    "deal_handoff_within_sla": _Monthly(
+        _handoff_rows, {"deals_due": "Int64", "deals_on_time": "Int64"}, lambda m: _pct(m[1], m[0]), (0, 0)
+    ),
+}  # fmt: skip
+#: The KPIs :func:`monthly_trend` computes month by month.
+MONTHLY_KPIS = tuple(_MONTHLY)
+
+
+def _against_previous(name: str, source: Any, period: str, by_key: bool, **options: Any) -> pd.DataFrame:
+    """KPI ``name`` for ``period`` against the month before (see :func:`_period_frame`)."""
+    spec = _MONTHLY[name]
+    rows = spec.rows(source, _Window.ending(period, 2), by_key, **options)
+    labelled = [("current" if month == period else "previous", *rest) for month, *rest in rows]
+    return _period_frame(labelled, by_key, spec.measures, spec.value, spec.empty, key=spec.key)
+
+
+def monthly_trend(
+    source: duckdb.DuckDBPyConnection | sa.Engine,
+    kpi: str,
+    *,
+    through: str,
+    months: int = 12,
+    by_entity: bool = False,
+    **options: Any,
+) -> pd.DataFrame:
+    """Return a monthly KPI for each of the ``months`` months up to ``through``.
+
+    The same definition, arguments and measures as the KPI's own function, computed for every
+    month at once.
+
+    Args:
+        source: what the KPI's function reads: the app-state engine for ``sync_failure_rate``, else
+            a connection to the warehouse.
+        kpi: one of :data:`MONTHLY_KPIS`.
+        through: the last month ``YYYY-MM``.
+        months: how many months, ``through`` included.
+        by_entity: one row per month and legal entity (every entity with data in any month, in
+            every month); not for the firm-wide KPIs.
+        **options: the KPI function's other keyword arguments (e.g. ``legal_entities``, ``as_of``).
+
+    Returns:
+        One row per month (and entity), oldest first: ``month`` (str ``YYYY-MM``),
+        ``legal_entity_id`` (only with ``by_entity``), the KPI's measures, ``value`` (as the KPI's;
+        None for a month without data).
+
+    Raises:
+        ValueError: an unknown KPI, ``by_entity`` for a firm-wide one, a bad ``through`` or
+            ``months``, or as the KPI's function.
+    """
+    spec = _MONTHLY.get(kpi)
+    if spec is None:
+        raise ValueError(f"no monthly trend of {kpi!r}; KPIs: {', '.join(MONTHLY_KPIS)}")
+    if by_entity and spec.key[0] != "legal_entity_id":
+        raise ValueError(f"{kpi} is firm-wide: it has no legal entities")
+    window = _Window.ending(through, months)
+    found = {(key, month): tuple(measures) for month, key, *measures in spec.rows(source, window, by_entity,
+                                                                                  **options)}  # fmt: skip
+    keys = sorted({k for k, _ in found}, key=lambda e: (e is None, e or "")) if by_entity else [None]
+    rows = []
+    for key in keys:
+        for month, _ in window.starts:
+            measured = found.get((key, month), spec.empty)
+            row = {"month": month, "legal_entity_id": key} | dict(zip(spec.measures, measured, strict=False))
+            rows.append(_strip_entity(row | {"value": spec.value(measured)}, by_entity))
+    return _frame(
+        rows, {"month": "str"} | _entity_column(by_entity) | dict(spec.measures) | {"value": "object"}
+    )
+
+
+def amount_at_risk_trend(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    legal_entities: Sequence[str] | None = None,
+    rule_ids: Sequence[str] | None = None,
+    by_entity: bool = False,
+    by_aging: bool = True,
+    last_runs: int | None = None,
+) -> pd.DataFrame:
+    """Return the open reconciliation breaks and their amount at risk, run by run (by aging bucket).
+
+    :func:`open_breaks_by_aging` (same definitions) for every live reconciliation run that kept its
+    summary (``tieout_run_summary``: each run adds up its breaks when it publishes them, since the
+    ledger keeps no amounts); with ``rule_ids=[UNBILLED_RULE]`` it is the unbilled WIP run by run.
+
+    Args:
+        con: a connection to the warehouse (tables ``tieout_run_summary``, ``tieout_live_runs``).
+        legal_entities: the legal entities counted (None: all; ``[]``: none).
+        rule_ids: only breaks of these rules (None: all).
+        by_entity: one row per run and legal entity (and bucket).
+        by_aging: one row per run and aging bucket (and entity); False: per run (and entity).
+        last_runs: only the latest this many live runs (None: all).
+
+    Returns:
+        One row per run (and entity, and aging bucket) with breaks, oldest run first, buckets
+        youngest first: ``run_id`` (str), ``started_at`` (datetime64 UTC), ``legal_entity_id`` (only
+        with ``by_entity``), ``aging_bucket`` (str, only with ``by_aging``), ``open_breaks`` (Int64),
+        ``amount_at_risk`` (Decimal or None), ``reporting_currency`` (str or None),
+        ``unvalued_breaks`` (Int64).
+
+    Raises:
+        ValueError: one run's breaks in scope are valued in several reporting currencies.
+    """
+    where, params = _scope("legal_entity_id", legal_entities, "rule_id", rule_ids)
+    runs = _live_runs(con)
+    shown = runs if last_runs is None else runs[len(runs) - last_runs :] if last_runs > 0 else []
+    bucket = "aging_bucket" if by_aging else "CAST(NULL AS VARCHAR) AS aging_bucket"
+    found = con.execute(
+        f"SELECT run_id, started_at, {_group('legal_entity_id', by_entity)}, {bucket}, sum(breaks), "
+        "sum(amount_at_risk), sum(unvalued), list(DISTINCT reporting_currency) FILTER (WHERE valued > 0) "
+        f"FROM tieout_run_summary WHERE started_at >= ? AND {where} GROUP BY ALL "
+        "ORDER BY started_at, run_id, legal_entity_id NULLS LAST, min(age_min) NULLS LAST, aging_bucket",
+        [shown[0][1] if shown else None, *params],
+    ).fetchall()  # fmt: skip
+    per_run: dict[str, list[Sequence[str] | None]] = {}
+    for run_id, *_, currencies in found:
+        per_run.setdefault(run_id, []).append(currencies)
+    currency = {run_id: _one_currency(groups) for run_id, groups in per_run.items()}
+    columns = ["run_id", "started_at", "legal_entity_id", "aging_bucket", "open_breaks", "amount_at_risk",
+               "unvalued_breaks"]  # fmt: skip
+    frame = pd.DataFrame.from_records([r[:7] for r in found], columns=columns)
+    frame.insert(6, "reporting_currency", [currency[r[0]] if r[5] is not None else None for r in found])
+    dtypes = {"run_id": "str", "started_at": "datetime64[us, UTC]"} | _entity_column(by_entity) | (
+        {"aging_bucket": "object"} if by_aging else {}
+    ) | {"open_breaks": "Int64", "amount_at_risk": "object", "reporting_currency": "object",
+         "unvalued_breaks": "Int64"}  # fmt: skip
+    return frame[list(dtypes)].astype(dtypes)

@@ -39,7 +39,7 @@ __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
 #: Bump when a view or KPI table definition changes (:data:`data.kpis.BREAK_TABLES`,
 #: :data:`data.kpis.INVOICED_TIME`), so existing warehouse files are rebuilt.
-VIEWS_VERSION = 7
+VIEWS_VERSION = 9
 
 
 def warehouse_path(home: Path) -> Path:

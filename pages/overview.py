@@ -29,6 +29,9 @@ _DELTA_UNIT = {"percent": " pp", "days": " days", "minutes": " min", "count": ""
 #: KPIs whose change is not in ``change`` (column, unit).
 _DELTAS = {"unbilled_wip": ("change_time_entries", " time entries")}
 _NONE = "(unknown)"
+_MONTHS = 12
+#: The entity-scoped monthly KPIs charted month by month.
+_ENTITY_MONTHLY = ("mean_time_to_resolve", "time_to_invoice", "invoice_accuracy", "deal_handoff_within_sla")
 _LABELS = {"legal_entity_id": "Legal entity", "aging_bucket": "Age (days)", "started_at": "Run",
            "open_breaks": "Open exceptions"}  # fmt: skip
 
@@ -65,33 +68,82 @@ def _entity(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _trends(scope: tuple[str, ...] | None) -> None:
-    """Open exceptions per run, and open exceptions and amount at risk by aging bucket (latest run)."""
+    """Run by run: open exceptions, amount at risk by age; the latest run by age."""
     st.subheader("Trends")
     trend = shared.cached(kpis.open_breaks_trend)(legal_entities=scope, by_entity=True)
     aging = shared.cached(kpis.open_breaks_by_aging)(legal_entities=scope, by_entity=True)
     if trend.empty and aging.empty:
         st.info("No reconciliation breaks in your legal entities yet.")
         return
-    currency = next((c for c in aging["reporting_currency"] if not _missing(c)), "")
+    at_risk = shared.cached(kpis.amount_at_risk_trend)(legal_entities=scope)
+    currency = next(
+        (c for c in (*aging["reporting_currency"], *at_risk["reporting_currency"]) if not _missing(c)), ""
+    )
     labels = _LABELS | {"amount": f"Amount at risk {currency}"}
-    fig = px.line(_entity(trend), x="started_at", y="open_breaks", color="legal_entity_id", markers=True,
-                  labels=labels, title="Open exceptions per run")  # fmt: skip
-    st.plotly_chart(fig, width="stretch")
-    shown = _entity(aging).assign(amount=aging["amount_at_risk"].astype("float64"))
     # buckets youngest first, in the whole scope's order (an entity may lack a bucket)
     order = list(shared.cached(kpis.open_breaks_by_aging)(legal_entities=scope)["aging_bucket"])
+    left, right = st.columns(2)
+    fig = px.line(_entity(trend), x="started_at", y="open_breaks", color="legal_entity_id", markers=True,
+                  labels=labels, title="Open exceptions per run")  # fmt: skip
+    left.plotly_chart(fig, width="stretch")
+    amounts = at_risk.assign(amount=at_risk["amount_at_risk"].astype("float64"))
+    fig = px.bar(amounts, x="started_at", y="amount", color="aging_bucket", labels=labels,
+                  category_orders={"aging_bucket": order}, title="Amount at risk per run by age")  # fmt: skip
+    right.plotly_chart(fig, width="stretch")
+    shown = _entity(aging).assign(amount=aging["amount_at_risk"].astype("float64"))
     for slot, y in zip(st.columns(2), ("open_breaks", "amount"), strict=True):
         fig = px.bar(shown, x="aging_bucket", y=y, color="legal_entity_id", labels=labels,
-                     category_orders={"aging_bucket": order}, title=f"{labels[y]} by age")  # fmt: skip
+                     category_orders={"aging_bucket": order},
+                     title=f"{labels[y]} by age, latest run")  # fmt: skip
         slot.plotly_chart(fig, width="stretch")
-    st.caption("Amounts at risk and aging buckets exist for the latest run only (the ledger keeps counts).")
 
 
-def _per_entity(calls: dict[str, dict[str, Any]], scope: tuple[str, ...] | None) -> None:
-    """One row per legal entity, one column per entity-scoped KPI."""
+def _monthly(scope: tuple[str, ...] | None, month: str, now: datetime) -> dict[str, pd.DataFrame]:
+    """The monthly KPIs over the last twelve months, per legal entity where they have one; returns them."""
+    st.subheader("Month by month")
+    sla, _ = shared.freshness_sla()
+    series = {
+        "sync_failure_rate": kpis.monthly_trend(shared._engine(), "sync_failure_rate", through=month,
+                                                months=_MONTHS),
+        "freshness_sla_attainment": shared.cached(kpis.monthly_trend)(
+            "freshness_sla_attainment", through=month, months=_MONTHS, sla_minutes=sla, now=now),
+    }  # fmt: skip
+    for name in _ENTITY_MONTHLY:
+        options = {"as_of": now} if name == "deal_handoff_within_sla" else {}
+        series[name] = shared.cached(kpis.monthly_trend)(
+            name, through=month, months=_MONTHS, by_entity=True, legal_entities=scope, **options
+        )
+    unbilled = shared.cached(kpis.amount_at_risk_trend)(
+        legal_entities=scope, rule_ids=(kpis.UNBILLED_RULE,), by_entity=True, by_aging=False
+    )
+    columns = st.columns(2)
+    for i, (name, frame) in enumerate(series.items()):
+        d = kpis.DEFINITIONS[name]
+        shown = frame.assign(value=frame["value"].astype("float64"))
+        by_entity = "legal_entity_id" in frame
+        fig = px.line(_entity(shown) if by_entity else shown, x="month", y="value", markers=True,
+                      color="legal_entity_id" if by_entity else None,
+                      labels=_LABELS | {"month": "Month", "value": f"{d.title}{_SUFFIX[d.unit]}"},
+                      title=d.title + (" (firm-wide)" if d.scope == "firm" else ""))  # fmt: skip
+        fig.update_xaxes(type="category")  # every month shown, one without data too
+        columns[i % 2].plotly_chart(fig, width="stretch")
+    wip = unbilled.assign(amount=unbilled["amount_at_risk"].astype("float64"))
+    fig = px.line(_entity(wip), x="started_at", y="amount", color="legal_entity_id", markers=True,
+                  labels=_LABELS | {"amount": "Unbilled WIP"}, title="Unbilled WIP per run")  # fmt: skip
+    columns[len(series) % 2].plotly_chart(fig, width="stretch")
+    st.caption(
+        "Amounts at risk and unbilled WIP per run are each run's breaks added up when it published them; "
+        "open exceptions per run are rebuilt from the break ledger (older counts can be low)."
+    )
+    return series
+
+
+def _per_entity(scope: tuple[str, ...] | None, month: str, series: dict[str, pd.DataFrame]) -> None:
+    """One row per legal entity, one column per entity-scoped KPI (monthly ones: the trends' month)."""
     st.subheader("Per legal entity")
-    frames = {fn: shared.cached(getattr(kpis, fn))(legal_entities=scope, by_entity=True, **kw)
-              for fn, kw in calls.items()}  # fmt: skip
+    frames = {fn: shared.cached(getattr(kpis, fn))(legal_entities=scope, by_entity=True)
+              for fn in ("open_breaks", "unbilled_wip")}  # fmt: skip
+    frames |= {name: series[name][series[name]["month"] == month] for name in _ENTITY_MONTHLY}
     names = [n for n in _TILES if kpis.DEFINITIONS[n].scope == "legal_entity"]
     parts = [
         frames[d.function][["legal_entity_id", d.column]].rename(columns={d.column: d.name})
@@ -135,7 +187,7 @@ def render() -> None:
             shown = within if name == "freshness_vs_sla" else None
             _tile(slot, name, frames[kpis.DEFINITIONS[name].function], shown=shown)
     _trends(scope)
-    _per_entity(calls, scope)
+    _per_entity(scope, month, _monthly(scope, month, now))
 
 
 shared.guarded(render)

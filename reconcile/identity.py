@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, PARQUET, empty_select
+from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, PARQUET, empty_select, run_summary_sql
 from data.sql import sql_literal
 from reconcile.compile import RAW_BREAKS
 
@@ -104,7 +104,9 @@ def write_breaks(
     con: duckdb.DuckDBPyConnection, *, prev_dir: Path | None, ran: str, carry: str, valued: str, fx: str,
     now: str, run_id: str, staged: Path,
 ) -> int:  # fmt: skip
-    """Write ``breaks.parquet`` and ``ledger.parquet`` of a run into ``staged``; return its break count.
+    """Write ``breaks.parquet``, ``ledger.parquet`` and ``summary.parquet`` of a run into ``staged``.
+
+    Returns the run's break count.
 
     Reads ``_found`` (this run's breaks with ``break_id``, ``category``, object, systems and
     ``fixed_severity``), the previous run's files in ``prev_dir`` (None: first run), the SQL
@@ -133,4 +135,8 @@ def write_breaks(
         f"TO {sql_literal(str(staged / 'breaks.parquet'))} {PARQUET}"
     )
     con.execute(f"COPY ({ledger_sql(now, ran)}) TO {sql_literal(str(staged / 'ledger.parquet'))} {PARQUET}")
+    con.execute(
+        f"COPY (SELECT '{run_id}' AS run_id, * FROM ({run_summary_sql('_breaks')})) "
+        f"TO {sql_literal(str(staged / 'summary.parquet'))} {PARQUET}"
+    )
     return int(con.execute("SELECT count(*) FROM _breaks").fetchall()[0][0])

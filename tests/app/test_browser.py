@@ -195,6 +195,13 @@ def test_finance_works_a_break_in_the_browser(
                     _settle(page)
                     _no_errors(page, "Trace")
                 _shot(page, f"{shot}.png")
+                if title == "Overview":  # trends run by run and month by month: 11 charts
+                    page.get_by_role("heading", name="Month by month").wait_for()
+                    assert page.locator('[data-testid="stPlotlyChart"]').count() == 11
+                    page.set_viewport_size({"width": 1440, "height": 3200})
+                    _settle(page)
+                    _shot(page, "overview-full.png")
+                    page.set_viewport_size({"width": 1440, "height": 1000})
 
             page.locator('[data-testid="stSidebarNavLink"]', has_text="Exceptions").click()
             page.get_by_role("heading", name="Exceptions").wait_for()

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from data import kpis
 from data.appstate import EXTRACTION_RUNS, state_engine
-from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS, live_runs_table
+from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, RULE_RUN_COLUMNS, live_runs_table, run_summary_sql
 from data.canonical import CANONICAL, LINEAGE
 from data.kpis import (
     DEFINITIONS,
@@ -597,5 +597,169 @@ def test_every_kpi_is_defined_and_its_docstring_states_the_formula() -> None:
         doc = " ".join((getattr(kpis, definition.function).__doc__ or "").split())
         assert definition.formula in doc, f"{definition.function}'s docstring does not state {name}'s formula"
     functions = {n for n in kpis.__all__ if callable(getattr(kpis, n)) and n[0].islower()}
-    breakdowns = {"open_breaks_by_aging", "open_breaks_trend"}
+    breakdowns = {"open_breaks_by_aging", "open_breaks_trend", "amount_at_risk_trend", "monthly_trend"}
     assert functions - breakdowns == {d.function for d in DEFINITIONS.values()}
+
+
+# ---------------------------------------------------------------- month by month, run by run
+
+MONTHS = ["2025-01", "2025-02", "2025-03", "2025-04"]
+#: The warehouse's monthly KPIs, their functions and their other arguments.
+WAREHOUSE_MONTHLY = [
+    ("mean_time_to_resolve", mean_time_to_resolve, {}),
+    ("time_to_invoice", time_to_invoice, {}),
+    ("invoice_accuracy", invoice_accuracy, {}),
+    ("deal_handoff_within_sla", deal_handoff_within_sla, {"as_of": NOW}),
+]
+
+
+@pytest.mark.parametrize(
+    ("kpi", "fn", "options"), WAREHOUSE_MONTHLY, ids=[k for k, _, _ in WAREHOUSE_MONTHLY]
+)
+@pytest.mark.parametrize(
+    ("by_entity", "scope"), [(False, None), (True, None), (False, ["UK"]), (True, ["US"])]
+)
+def test_a_monthly_trend_is_each_months_kpi(
+    con: duckdb.DuckDBPyConnection, kpi: str, fn: Any, options: dict[str, Any], by_entity: bool,
+    scope: list[str] | None,
+) -> None:  # fmt: skip
+    trend = records(kpis.monthly_trend(con, kpi, through="2025-04", months=4, by_entity=by_entity,
+                                       legal_entities=scope, **options))  # fmt: skip
+    assert [r["month"] for r in trend][: len(MONTHS)] == MONTHS
+    seen = 0
+    for month in MONTHS:
+        each = records(fn(con, period=month, by_entity=by_entity, legal_entities=scope, **options))
+        expected = {r.get("legal_entity_id"): r["value"] for r in each if r["value"] is not None}
+        got = {
+            r.get("legal_entity_id"): r["value"]
+            for r in trend
+            if r["month"] == month and r["value"] is not None
+        }
+        assert got == expected, month
+        seen += len(expected)
+    assert seen > 0
+
+
+def test_monthly_trends_hold_the_definitions_values(con: duckdb.DuckDBPyConnection) -> None:
+    accuracy = records(kpis.monthly_trend(con, "invoice_accuracy", through="2025-04", months=4))
+    # January: no invoices; February: E4 flagged (target of a break), E5 not; March: E2 (a failed
+    # check) and E3 flagged, E1 not; April: E8
+    assert [(r["month"], r["invoices"], r["value"]) for r in accuracy] == [
+        ("2025-01", 0, None), ("2025-02", 2, D("50.00")), ("2025-03", 3, D("33.33")), ("2025-04", 1, D("100.00")),
+    ]  # fmt: skip
+    resolved = records(kpis.monthly_trend(con, "mean_time_to_resolve", through="2025-04", months=3,
+                                          by_entity=True))  # fmt: skip
+    # L2 (US) cleared at R2, L8 (UK) at R3, L3 (UK) and L9 (US) at R4
+    assert [(r["month"], r["legal_entity_id"], r["cleared_breaks"]) for r in resolved] == [
+        ("2025-02", "UK", 0), ("2025-03", "UK", 1), ("2025-04", "UK", 1),
+        ("2025-02", "US", 1), ("2025-03", "US", 0), ("2025-04", "US", 1),
+    ]  # fmt: skip
+
+
+def test_monthly_trend_of_the_sync_failure_rate(engine: sa.Engine) -> None:
+    add_runs(engine, [
+        ("psa", "2025-01-31T23:59:59", "failed"), ("psa", "2025-02-01T00:00:00", "succeeded"),
+        ("erp", "2025-02-10T00:00:00", "failed"), ("psa", "2025-03-12T08:00:00", "failed"),
+        ("psa", "2025-03-20T00:00:00", "running"), ("psa", "2025-05-01T00:00:00", "failed"),
+    ])  # fmt: skip
+    trend = records(kpis.monthly_trend(engine, "sync_failure_rate", through="2025-04", months=4))
+    assert [(r["month"], r["runs"], r["failed_runs"], r["value"]) for r in trend] == [
+        ("2025-01", 1, 1, D("100.00")), ("2025-02", 2, 1, D("50.00")), ("2025-03", 1, 1, D("100.00")),
+        ("2025-04", 0, 0, None),
+    ]  # fmt: skip
+    assert records(sync_failure_rate(engine, period="2025-02"))[0]["value"] == trend[1]["value"]
+
+
+def test_freshness_sla_attainment_month_by_month() -> None:
+    c = empty_warehouse()
+    # psa time entries: published 23:30 (extracted 23:00), then 01:10 (extracted 01:00); projects
+    # published 02:40 (extracted 02:30); erp has no SLA: not counted. Now 03:00 on March 1st.
+    for system, obj, extracted, published in [
+        ("psa", "time_entries", "2025-02-28T23:00:00", "2025-02-28T23:30:00"),
+        ("psa", "time_entries", "2025-03-01T01:00:00", "2025-03-01T01:10:00"),
+        ("psa", "projects", "2025-03-01T02:30:00", "2025-03-01T02:40:00"),
+        ("erp", "invoices", "2025-01-01T00:00:00", "2025-01-01T00:10:00"),
+    ]:  # fmt: skip
+        insert(c, "snapshots", system=system, object=obj, snapshot_id=f"{system}-{published}",
+               extracted_at=ts(extracted), published_at=ts(published), current=True)  # fmt: skip
+    now = ts("2025-03-01T03:00:00")
+    minute = 60_000_000
+    # time entries: February 30 min, none out (stale from 00:00); March 00:00-03:00 = 180 min, out
+    # 00:00-01:10 (70) and 02:00-03:00 (60); projects: 20 min, none out (stale from 03:30)
+    march = one(kpis.freshness_sla_attainment(c, period="2025-03", sla_minutes={"psa": 60}, now=now))
+    assert march == {
+        "observed_us": 200 * minute, "out_of_sla_us": 130 * minute, "value": D("35.00"),
+        "previous_observed_us": 30 * minute, "previous_out_of_sla_us": 0, "previous": D("100.00"),
+        "change": D("-65.00"),
+    }  # fmt: skip
+    trend = records(kpis.monthly_trend(c, "freshness_sla_attainment", through="2025-04", months=3,
+                                       sla_minutes={"psa": 60}, now=now))  # fmt: skip
+    assert [(r["month"], r["value"]) for r in trend] == [
+        ("2025-02", D("100.00")),
+        ("2025-03", D("35.00")),
+        ("2025-04", None),
+    ]
+    by_system = records(kpis.freshness_sla_attainment(c, period="2025-03", sla_minutes={"psa": 60, "erp": 1},
+                                                      now=now, by_system=True))  # fmt: skip
+    assert [(r["system"], r["value"]) for r in by_system] == [("erp", D("0.00")), ("psa", D("35.00"))]
+
+
+def test_monthly_trend_refuses_what_it_cannot_compute(
+    con: duckdb.DuckDBPyConnection, engine: sa.Engine
+) -> None:
+    with pytest.raises(ValueError, match="no monthly trend of 'open_breaks'"):
+        kpis.monthly_trend(con, "open_breaks", through="2025-04")
+    with pytest.raises(ValueError, match="firm-wide"):
+        kpis.monthly_trend(engine, "sync_failure_rate", through="2025-04", by_entity=True)
+    with pytest.raises(ValueError, match="months must be 1 or more"):
+        kpis.monthly_trend(con, "invoice_accuracy", through="2025-04", months=0)
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        kpis.monthly_trend(con, "invoice_accuracy", through="2025-4")
+
+
+def add_run_summaries(c: duckdb.DuckDBPyConnection) -> None:
+    """``tieout_run_summary`` for R3 (hand-built breaks, as the ledger has them open) and R4 (``breaks``)."""
+    c.execute("CREATE OR REPLACE TEMP TABLE breaks_r3 AS SELECT * FROM breaks LIMIT 0")
+    for lid, rule, entity, amount, risk, bucket, age in [
+        ("L1", "time_entries_psa_erp", "UK", "100.00", "115.00", "31-60", 37),
+        ("L3", "invoices_erp_psa", "UK", "200.00", "200.00", "0-30", 23),
+        ("L4", "unbilled_time", "UK", "1000.00", "1150.00", "0-30", 14),
+        ("L9", "time_entries_psa_erp", "US", "50.00", None, "0-30", 0),  # no FX rate: unvalued
+    ]:  # fmt: skip
+        insert(c, "breaks_r3", break_id=lid, rule_id=rule, category="reconciliation", legal_entity_id=entity,
+               amount=amount, amount_at_risk=risk, reporting_currency="EUR", aging_bucket=bucket, age_days=age)  # fmt: skip
+    c.execute("DROP TABLE IF EXISTS tieout_run_summary")
+    c.execute(
+        f"CREATE TABLE tieout_run_summary AS SELECT 'R3' AS run_id, ? AS started_at, * FROM "
+        f"({run_summary_sql('breaks_r3')}) UNION ALL SELECT 'R4', ?, * FROM ({run_summary_sql('breaks')})",
+        [R3, R4],
+    )
+
+
+def test_amount_at_risk_run_by_run(con: duckdb.DuckDBPyConnection) -> None:
+    add_run_summaries(con)
+    rows = records(kpis.amount_at_risk_trend(con))
+    assert [(r["run_id"], r["aging_bucket"], r["open_breaks"], r["amount_at_risk"], r["unvalued_breaks"])
+            for r in rows] == [
+        ("R3", "0-30", 3, D("1350.00"), 1), ("R3", "31-60", 1, D("115.00"), 0),
+        ("R4", "0-30", 3, D("494.50"), 0), ("R4", "31-60", 1, D("1150.00"), 0), ("R4", "61-90", 2, D("115.00"), 1),
+    ]  # fmt: skip
+    assert {r["reporting_currency"] for r in rows} == {"EUR"} and rows[0]["started_at"] == R3
+    # the latest run's rows are the latest run's breakdown by aging bucket
+    latest = [
+        {k: v for k, v in r.items() if k not in ("run_id", "started_at")} for r in rows if r["run_id"] == "R4"
+    ]
+    assert latest == records(open_breaks_by_aging(con))
+    unbilled_us = records(kpis.amount_at_risk_trend(con, legal_entities=["US"], rule_ids=["unbilled_time"],
+                                                    by_entity=True))  # fmt: skip
+    assert [
+        (r["run_id"], r["legal_entity_id"], r["aging_bucket"], r["amount_at_risk"]) for r in unbilled_us
+    ] == [("R4", "US", "0-30", D("460.00"))]
+    per_run = records(kpis.amount_at_risk_trend(con, by_aging=False))
+    assert [(r["run_id"], r["open_breaks"], r["amount_at_risk"], r["unvalued_breaks"]) for r in per_run] == [
+        ("R3", 4, D("1465.00"), 1),
+        ("R4", 6, D("1759.50"), 1),
+    ]
+    assert "aging_bucket" not in kpis.amount_at_risk_trend(con, by_aging=False)
+    assert {r["run_id"] for r in records(kpis.amount_at_risk_trend(con, last_runs=1))} == {"R4"}
+    assert kpis.amount_at_risk_trend(con, last_runs=0).empty

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from data.breaks import BREAK_COLUMNS, BreakStore
+from data.warehouse import connect
 from extractors.run import extract
 from reconcile.run import ReconciliationRun, reconcile
 
@@ -285,6 +286,28 @@ def test_a_replay_is_kept_beside_the_latest_live_run(history: History) -> None:
         history.back.run_id: False, history.replay.run_id: True,
     }  # fmt: skip
     assert (store.run_dir(history.replay.run_id) / "breaks.parquet").is_file()
+
+
+def test_each_live_run_keeps_its_breaks_added_up_and_the_warehouse_holds_them(history: History) -> None:
+    live = (history.first, history.again, history.fixed, history.back)
+    con = connect(history.home)
+    try:
+        summed = con.execute(
+            "SELECT run_id, started_at, sum(breaks), count(DISTINCT rule_id) FROM tieout_run_summary "
+            "GROUP BY ALL ORDER BY started_at"
+        ).fetchall()
+        latest = con.execute(
+            "SELECT rule_id, legal_entity_id, aging_bucket, breaks FROM tieout_run_summary WHERE run_id = ? "
+            "EXCEPT SELECT rule_id, legal_entity_id, aging_bucket, breaks FROM tieout_open_breaks",
+            [history.back.run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    assert summed == [
+        (run.run_id, run.started_at, run.breaks, 2) for run in live
+    ]  # the replay is not a live run
+    assert latest == []
+    assert history.fixed.breaks == history.first.breaks - 1
 
 
 def test_running_one_rule_keeps_the_other_rules_breaks(tmp_path: Path) -> None:
