@@ -462,7 +462,8 @@ def _render(
         finally:
             times[label] = (time.perf_counter() - started) * 1000
 
-    month = call("billing_periods", queries.billing_periods)[0]  # the sidebar's "All": the latest
+    # the sidebar's "All": the latest period that has begun
+    month = next(p for p in call("billing_periods", queries.billing_periods) if p <= f"{NOW:%Y-%m}")
     calls: dict[str, dict[str, Any]] = {
         "open_breaks": {}, "unbilled_wip": {}, "mean_time_to_resolve": {"period": month},
         "time_to_invoice": {"period": month}, "invoice_accuracy": {"period": month},

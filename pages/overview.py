@@ -2,8 +2,8 @@
 
 Every number and its definition comes from :mod:`data.kpis` (:data:`data.kpis.DEFINITIONS`): a
 tile's help text is the KPI's formula. Monthly KPIs use the sidebar's billing period (the latest
-one when "All" is chosen) against the month before; break KPIs use the latest reconciliation run
-against the previous one. The sync failure rate and freshness are firm-wide (they are about
+one that has begun when "All" is chosen) against the month before; break KPIs use the latest
+reconciliation run against the previous one. The sync failure rate and freshness are firm-wide (they are about
 systems, not legal entities); every other number stays within the user's legal entities.
 """
 
@@ -166,8 +166,10 @@ def render() -> None:
     user = shared.current_user()
     assert user is not None  # app.py signs in first
     scope = shared.scope(user)
-    month = shared.period() or next(iter(shared.billing_periods()), None) or f"{datetime.now(UTC):%Y-%m}"
     now = datetime.now(UTC).replace(second=0, microsecond=0)
+    # "All": the latest billing period that has begun (a mistyped future date makes later ones)
+    this_month = f"{now:%Y-%m}"
+    month = shared.period() or next((p for p in shared.billing_periods() if p <= this_month), this_month)
     st.title("Overview")
     st.caption(f"Monthly KPIs for {month} against the month before (billing period in the sidebar); "
                "exceptions against the previous reconciliation run.")  # fmt: skip
