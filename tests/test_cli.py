@@ -130,7 +130,7 @@ def test_serve_with_extract_fills_the_warehouse_like_make_run(tmp_path: Path) ->
         assert "231 breaks in the run" in text  # the small firm's ground truth
         by_category = dict(con.execute("SELECT category, count(*) FROM breaks GROUP BY ALL").fetchall())
         assert by_category == {"reconciliation": 231, "data_quality": 12}  # both parts of the ground truth
-        assert "6 of 110 checks failing; 12 data-quality breaks in the queue" in text
+        assert "6 of 112 checks failing; 12 data-quality breaks in the queue" in text
         con.close()
         again = runner.invoke(
             app, ["reconcile", "--home", str(home), "--rule", "unbilled_time"], env={"COLUMNS": "200"}
