@@ -277,14 +277,19 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
         f"FROM ({bodies[p]}) AS b WHERE {keyed(p)}"
         for p in ("s", "t")
     )
+    # Only the odd keys are kept (a few, where a table of every key would be millions of rows), and
+    # one total row (the empty grouping set) counting the source's keyed rows, from which the clean
+    # keys follow: each has one source row, and every other keyed source row goes to _s.
     pre = (
-        f"CREATE OR REPLACE TEMP TABLE {agg} AS SELECT {', '.join(k)}, "
-        f"NOT (count(*) = 2 AND bit_xor(h) = 1) AS odd FROM ({sides}) GROUP BY {', '.join(k)}"
+        f"CREATE OR REPLACE TEMP TABLE {agg} AS SELECT {', '.join(k)}, grouping(k0) = 1 AS total, "
+        f"count(*) FILTER (WHERE h & 1::UBIGINT = 0) AS source_keyed FROM ({sides}) "
+        f"GROUP BY GROUPING SETS (({', '.join(k)}), ()) "
+        f"HAVING grouping(k0) = 1 OR NOT (count(*) = 2 AND bit_xor(h) = 1)"
     )
 
     def prepared(p: str) -> str:
         on_odd = " AND ".join(f"b.{p}_k{i} = o.k{i}" for i in range(n))
-        odd = f"(SELECT {', '.join(k)}, true AS hit FROM {agg} WHERE odd)"
+        odd = f"(SELECT {', '.join(k)}, true AS hit FROM {agg} WHERE NOT total)"
         return (
             f"CREATE OR REPLACE TEMP TABLE {s_tab if p == 's' else t_tab} AS SELECT b.* "
             f"FROM ({bodies[p]}) AS b LEFT JOIN {odd} AS o ON {on_odd} WHERE o.hit OR NOT ({keyed(p)})"
@@ -353,7 +358,10 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
     if "field_mismatch" in reported:
         ids = f"s_id, t_id, {key_text('s')}"
         selects += _mismatches(rule, j, "s_id IS NOT NULL AND t_id IS NOT NULL", ids, zero=False)
-    clean = f"(SELECT count(*) FROM {agg} WHERE NOT odd)"
+    clean = (
+        f"(coalesce((SELECT source_keyed FROM {agg} WHERE total), 0) "
+        f"- (SELECT count(*) FROM {s_tab} WHERE {keyed('s')}))"
+    )
     compared = (
         f"{clean} + (SELECT count(*) FROM {firsts['s']}) - (SELECT count(*) FROM {j} WHERE t_id IS NULL)"
     )
