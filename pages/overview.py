@@ -126,6 +126,9 @@ def _monthly(scope: tuple[str, ...] | None, month: str, now: datetime) -> dict[s
                       labels=_LABELS | {"month": "Month", "value": f"{d.title}{_SUFFIX[d.unit]}"},
                       title=d.title + (" (firm-wide)" if d.scope == "firm" else ""))  # fmt: skip
         fig.update_xaxes(type="category")  # every month shown, one without data too
+        if shown["value"].isna().all():
+            fig.add_annotation(text="No data in these months", showarrow=False, xref="paper", yref="paper",
+                               x=0.5, y=0.5)  # fmt: skip
         columns[i % 2].plotly_chart(fig, width="stretch")
     wip = unbilled.assign(amount=unbilled["amount_at_risk"].astype("float64"))
     fig = px.line(_entity(wip), x="started_at", y="amount", color="legal_entity_id", markers=True,

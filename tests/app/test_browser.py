@@ -197,7 +197,9 @@ def test_finance_works_a_break_in_the_browser(
                 _shot(page, f"{shot}.png")
                 if title == "Overview":  # trends run by run and month by month: 11 charts
                     page.get_by_role("heading", name="Month by month").wait_for()
-                    assert page.locator('[data-testid="stPlotlyChart"]').count() == 11
+                    charts = page.locator('[data-testid="stPlotlyChart"]')
+                    charts.nth(10).wait_for()  # the last ones may still be drawing
+                    assert charts.count() == 11
                     page.set_viewport_size({"width": 1440, "height": 3200})
                     _settle(page)
                     _shot(page, "overview-full.png")
