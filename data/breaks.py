@@ -33,6 +33,7 @@ __all__ = [
     "PARQUET",
     "RULE_RUN_COLUMNS",
     "BreakStore",
+    "break_key",
     "break_views",
     "empty_select",
     "live_runs_table",
@@ -198,18 +199,24 @@ class BreakStore:
         return target
 
 
-def break_views(home: Path) -> tuple[list[str], str]:
+def break_views(
+    home: Path, *, previous: str | None = None, carried: frozenset[str] = frozenset()
+) -> tuple[list[str], str]:
     """The views ``breaks``, ``break_ledger``, ``reconciliation_runs`` and ``check_results``, and their key.
 
-    Also the table ``tieout_live_runs`` (:func:`live_runs_table`). The key changes whenever a live
-    run is published, so the warehouse file is rebuilt.
+    Also the tables ``tieout_live_runs`` (:func:`live_runs_table`) and ``tieout_run_summary``
+    (:func:`run_summary_table`). The key changes whenever a live run is published, so the warehouse
+    file is rebuilt.
 
     ``breaks`` and ``break_ledger`` name the latest live run's files of each category explicitly;
     ``reconciliation_runs`` reads every published run (folders appear complete, by rename).
+    ``previous`` names an attached earlier warehouse file (of this views version) whose two tables
+    hold the live runs ``carried``: their rows are copied from it, and only the other run folders'
+    files are read, since a file open costs about 0.35 ms and runs pile up (a year: tens of
+    thousands).
     """
     latest = [(c, BreakStore(home, c).latest()) for c in CATEGORIES]
     runs = [(c, run) for c, run in latest if run is not None]
-    key = " ".join(f"{c}/{run['run_id']}" for c, run in runs)
     folders = [BreakStore(home, c).run_dir(run["run_id"]) for c, run in runs]
 
     def view(name: str, file: str, columns: tuple[tuple[str, str, str], ...]) -> str:
@@ -225,6 +232,11 @@ def break_views(home: Path) -> tuple[list[str], str]:
         if any(store.root.glob("*/rules.parquet"))
         else empty_select(RULE_RUN_COLUMNS)
     )
+    names = sorted(os.listdir(store.root)) if store.root.is_dir() else []
+    fresh = [
+        store.root / n for n in names if n not in carried and (store.root / n / "rules.parquet").is_file()
+    ]
+    fresh_runs = _read_each([f / "rules.parquet" for f in fresh], empty_select(RULE_RUN_COLUMNS))
     checks = BreakStore(home, "data_quality").latest()
     results = (
         "SELECT * FROM read_parquet("
@@ -237,26 +249,46 @@ def break_views(home: Path) -> tuple[list[str], str]:
         view("break_ledger", "ledger.parquet", LEDGER_COLUMNS),
         f"CREATE VIEW reconciliation_runs AS {all_runs}",
         f"CREATE VIEW check_results AS {results}",
-        live_runs_table(dict(latest)["reconciliation"]),
-        run_summary_table(home),
+        live_runs_table(dict(latest)["reconciliation"], runs=f"({fresh_runs})", previous=previous),
+        run_summary_table(
+            [f / "summary.parquet" for f in fresh if (f / "summary.parquet").is_file()], previous
+        ),
     ]
-    return stmts, key
+    return stmts, break_key(home)
 
 
-def live_runs_table(latest: dict[str, Any] | None) -> str:
+def break_key(home: Path) -> str:
+    """The latest live run of each category: what :func:`break_views` depend on (cheap to ask)."""
+    latest = [(c, BreakStore(home, c).latest()) for c in CATEGORIES]
+    return " ".join(f"{c}/{run['run_id']}" for c, run in latest if run is not None)
+
+
+def _read_each(files: list[Path], empty: str) -> str:
+    """A query over the Parquet ``files`` (named one by one), with the columns of ``empty``."""
+    if not files:
+        return empty
+    listed = ", ".join(sql_literal(str(f)) for f in files)
+    return f"{empty} UNION ALL BY NAME SELECT * FROM read_parquet([{listed}])"
+
+
+def live_runs_table(
+    latest: dict[str, Any] | None, *, runs: str = "reconciliation_runs", previous: str | None = None
+) -> str:
     """``CREATE TABLE tieout_live_runs``: the live reconciliation runs up to ``latest`` (its ``run.json``).
 
-    One row per run of ``reconciliation_runs`` that is not a replay: ``run_id``, ``started_at``
-    (TIMESTAMPTZ, its rules' earliest start). Written into the warehouse file when it is built
-    (every live run rebuilds it) because reading every run's ``rules.parquet`` costs a file open
-    per run (70 ms for 300 runs) and the KPIs need the runs on every call. Runs started after
-    ``latest`` (None: no live run yet, no rows) are left out: one published while the file is
-    being built belongs to the next build, with its breaks.
+    One row per run of ``runs`` (rows of ``reconciliation_runs``) that is not a replay: ``run_id``,
+    ``started_at`` (TIMESTAMPTZ, its rules' earliest start), after the rows of
+    ``previous.tieout_live_runs`` when ``previous`` names an earlier warehouse file. Written into
+    the warehouse file when it is built (every live run rebuilds it) because reading every run's
+    ``rules.parquet`` costs a file open per run (70 ms for 300 runs) and the KPIs need the runs on
+    every call. Runs started after ``latest`` (None: no live run yet, no rows) are left out: one
+    published while the file is being built belongs to the next build, with its breaks.
     """
     until = f"TIMESTAMPTZ {sql_literal(str(latest['started_at']))}" if latest is not None else "NULL"
+    carried = f"SELECT run_id, started_at FROM {previous}.tieout_live_runs UNION ALL " if previous else ""
     return (
-        "CREATE TABLE tieout_live_runs AS SELECT run_id, min(started_at) AS started_at "
-        "FROM reconciliation_runs WHERE replay IS NOT TRUE "
+        f"CREATE TABLE tieout_live_runs AS {carried}SELECT run_id, min(started_at) AS started_at "
+        f"FROM {runs} WHERE replay IS NOT TRUE "
         f"GROUP BY run_id HAVING min(started_at) <= {until}"
     )
 
@@ -278,21 +310,19 @@ def run_summary_sql(relation: str) -> str:
     )
 
 
-def run_summary_table(home: Path) -> str:
-    """``CREATE TABLE tieout_run_summary``: the ``summary.parquet`` of every live reconciliation run.
+def run_summary_table(files: list[Path], previous: str | None = None) -> str:
+    """``CREATE TABLE tieout_run_summary``: the ``summary.parquet`` ``files`` of live reconciliation runs.
 
-    ``run_id``, ``started_at`` (the run's, from ``tieout_live_runs``, which it needs), then the
-    columns of :func:`run_summary_sql`. Runs published before runs kept a summary have no rows.
+    ``run_id``, ``started_at`` (the run's, from ``tieout_live_runs``, which it needs: other runs'
+    files add no rows), then the columns of :func:`run_summary_sql`; after the rows of
+    ``previous.tieout_run_summary`` when ``previous`` names an earlier warehouse file. Runs
+    published before runs kept a summary have no rows.
     """
-    root = BreakStore(home, "reconciliation").root
     empty = f"SELECT NULL::VARCHAR AS run_id, * FROM ({run_summary_sql(f'({empty_select(BREAK_COLUMNS)})')})"
-    summaries = empty
-    if any(root.glob("*/summary.parquet")):
-        files = sql_literal(str(root / "*" / "summary.parquet"))
-        summaries += f" UNION ALL BY NAME SELECT * FROM read_parquet({files})"
+    carried = f"SELECT * FROM {previous}.tieout_run_summary UNION ALL BY NAME " if previous else ""
     return (
-        "CREATE TABLE tieout_run_summary AS SELECT r.run_id, r.started_at, s.* EXCLUDE (run_id) "
-        f"FROM ({summaries}) AS s JOIN tieout_live_runs AS r ON r.run_id = s.run_id"
+        f"CREATE TABLE tieout_run_summary AS {carried}SELECT r.run_id, r.started_at, s.* EXCLUDE (run_id) "
+        f"FROM ({_read_each(files, empty)}) AS s JOIN tieout_live_runs AS r ON r.run_id = s.run_id"
     )
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.breaks import break_views
+from data.breaks import break_key, break_views
 from data.canonical import CANONICAL
 from data.lake import EMPTY, MANIFEST_COLUMNS, Lake, SnapshotEntry
 from data.sql import sql_literal
@@ -84,14 +84,19 @@ def ensure_warehouse(home: Path) -> Path:
             return path
     lake = Lake(home)
     entries = lake.entries()
-    break_stmts, break_key = break_views(home)
     # Unique per builder: the scheduler's run and the app's reader may rebuild in one process at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     con = duckdb.connect(str(tmp))
     try:
+        previous = _attach_previous(con, path)
+        carried = frozenset(
+            str(r) for (r,) in con.execute("SELECT run_id FROM previous.tieout_live_runs").fetchall()
+        ) if previous else frozenset()  # fmt: skip
+        break_stmts, break_key = break_views(home, previous="previous" if previous else None, carried=carried)
         for sql in [*view_statements(lake, entries), *break_stmts]:
             con.execute(sql)
-        _kpi_tables(con, entries, path)
+        _kpi_tables(con, entries, previous)
+        con.execute("DETACH DATABASE IF EXISTS previous")
         con.execute(
             "CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root, ? AS current_snapshots",
             list(_built_for(lake, entries, break_key)),
@@ -139,15 +144,15 @@ def view_statements(lake: Lake, entries: list[SnapshotEntry]) -> list[str]:
     return stmts
 
 
-def _kpi_tables(con: duckdb.DuckDBPyConnection, entries: list[SnapshotEntry], previous: Path) -> None:
-    """Create the tables the KPIs read, from the views (and the ``previous`` warehouse file).
+def _kpi_tables(con: duckdb.DuckDBPyConnection, entries: list[SnapshotEntry], previous: bool) -> None:
+    """Create the tables the KPIs read, from the views (and the ``previous`` warehouse file, if attached).
 
     They are :data:`data.kpis.BREAK_TABLES` (small: built every time), ``tieout_invoiced_time``
     (:data:`data.kpis.INVOICED_TIME`) and ``tieout_invoiced_time_inputs``, a row per system with
     current time entries: ``system``, ``inputs`` (the snapshot ids of its time entries and
-    invoices). A system whose inputs are the same in the ``previous`` warehouse file (of this views
-    version) has its invoiced time copied from there rather than computed again: the join reads
-    every time entry, and most publishes change neither snapshot.
+    invoices). A system whose inputs are the same in the ``previous`` warehouse file has its
+    invoiced time copied from there rather than computed again: the join reads every time entry,
+    and most publishes change neither snapshot.
     """
     # Imported here: data.kpis loads pandas, which only building a file needs.
     from data.kpis import BREAK_TABLES, INVOICED_TIME
@@ -163,29 +168,30 @@ def _kpi_tables(con: duckdb.DuckDBPyConnection, entries: list[SnapshotEntry], pr
     }
     con.execute(f"CREATE TABLE tieout_invoiced_time AS {INVOICED_TIME} LIMIT 0")
     con.execute("CREATE TABLE tieout_invoiced_time_inputs (system VARCHAR, inputs VARCHAR)")
-    built = _previous_inputs(con, previous)
+    built = dict(
+        con.execute("SELECT system, inputs FROM previous.tieout_invoiced_time_inputs").fetchall()
+    ) if previous else {}  # fmt: skip
     for system, key in inputs.items():
         source = "previous.tieout_invoiced_time" if built.get(system) == key else f"({INVOICED_TIME})"
         con.execute(f"INSERT INTO tieout_invoiced_time SELECT * FROM {source} WHERE system = ?", [system])
         con.execute("INSERT INTO tieout_invoiced_time_inputs VALUES (?, ?)", [system, key])
-    con.execute("DETACH DATABASE IF EXISTS previous")
 
 
-def _previous_inputs(con: duckdb.DuckDBPyConnection, previous: Path) -> dict[str, str]:
-    """Attach the warehouse file ``previous`` as ``previous``; return its invoiced time's inputs by system.
+def _attach_previous(con: duckdb.DuckDBPyConnection, previous: Path) -> bool:
+    """Attach the warehouse file ``previous`` as ``previous`` if it is one of this views version; whether so.
 
-    Empty when the file is missing, unreadable or of another views version.
+    Its tables carry over what did not change (:func:`_kpi_tables`, :func:`data.breaks.break_views`).
     """
     if not previous.exists():
-        return {}
+        return False
     try:
         con.execute(f"ATTACH {sql_literal(str(previous))} AS previous (READ_ONLY)")
-        if con.execute("SELECT views_version FROM previous.tieout_meta").fetchall() != [(VIEWS_VERSION,)]:
-            return {}
-        rows = con.execute("SELECT system, inputs FROM previous.tieout_invoiced_time_inputs").fetchall()
+        if con.execute("SELECT views_version FROM previous.tieout_meta").fetchall() == [(VIEWS_VERSION,)]:
+            return True
     except duckdb.Error:
-        return {}
-    return {str(system): str(key) for system, key in rows}
+        pass
+    con.execute("DETACH DATABASE IF EXISTS previous")
+    return False
 
 
 def _parquet(folders: list[Path]) -> str:
@@ -221,7 +227,7 @@ def _attach_current(con: duckdb.DuckDBPyConnection, home: Path) -> bool:
         rows = con.execute("SELECT views_version, lake_root, current_snapshots FROM tieout_meta").fetchall()
     except duckdb.Error:  # not (yet) a warehouse file
         rows = []
-    wanted = _built_for(lake, lake.entries(), break_views(home)[1])
+    wanted = _built_for(lake, lake.entries(), break_key(home))
     if rows and (int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) == wanted:
         return True
     con.execute("USE memory")

@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from data.breaks import BREAK_COLUMNS, BreakStore
-from data.warehouse import connect
+from data.breaks import BREAK_COLUMNS, BreakStore, break_views
+from data.warehouse import connect, ensure_warehouse, warehouse_path
 from extractors.run import extract
 from reconcile.run import ReconciliationRun, reconcile
 
@@ -308,6 +308,36 @@ def test_each_live_run_keeps_its_breaks_added_up_and_the_warehouse_holds_them(hi
     ]  # the replay is not a live run
     assert latest == []
     assert history.fixed.breaks == history.first.breaks - 1
+
+
+def test_a_rebuilt_warehouse_reads_only_the_new_runs_and_equals_one_built_from_nothing(
+    history: History,
+) -> None:
+    live = (history.first, history.again, history.fixed, history.back)
+    carried = frozenset(run.run_id for run in live[:-1])
+    stmts, _ = break_views(history.home, previous="previous", carried=carried)
+    tables = " ".join(s for s in stmts if s.startswith("CREATE TABLE"))
+    assert (
+        str(history.back.path / "rules.parquet") in tables
+        and str(history.back.path / "summary.parquet") in tables
+    )
+    assert not any(str(run.path) in tables for run in live[:-1])  # the previous file has them
+    query = "SELECT * FROM {} ORDER BY ALL"
+
+    def read() -> dict[str, list[Any]]:
+        con = connect(history.home)
+        try:
+            return {
+                t: con.execute(query.format(t)).fetchall() for t in ("tieout_live_runs", "tieout_run_summary")
+            }
+        finally:
+            con.close()
+
+    built_run_by_run = read()  # each reconciliation rebuilt the file from the one before
+    warehouse_path(history.home).unlink()
+    ensure_warehouse(history.home)
+    assert read() == built_run_by_run
+    assert [r[0] for r in built_run_by_run["tieout_live_runs"]] == sorted(run.run_id for run in live)
 
 
 def test_running_one_rule_keeps_the_other_rules_breaks(tmp_path: Path) -> None:
