@@ -6,7 +6,7 @@ Layout (``category`` is ``reconciliation`` or ``data_quality``)::
     lake/breaks/<category>/<run_id>/breaks.parquet   the run's breaks (BREAK_COLUMNS)
     lake/breaks/<category>/<run_id>/ledger.parquet   every break ever seen up to this run (LEDGER_COLUMNS)
     lake/breaks/<category>/<run_id>/rules.parquet    per-rule figures of the run (RULE_RUN_COLUMNS)
-    lake/breaks/<category>/<run_id>/summary.parquet  the run's breaks added up (run_summary_sql)
+    lake/breaks/reconciliation/<run_id>/summary.parquet  a live run's breaks added up (run_summary_sql)
     lake/breaks/<category>/<run_id>/run.json         the run: moment, business date, input snapshots
 
 A run writes its folder under ``lake/.staging``, renames it into place, and (for a live run, not
@@ -226,17 +226,13 @@ def break_views(
         return f"CREATE VIEW {name} AS " + " UNION ALL BY NAME ".join(parts)
 
     store = BreakStore(home, "reconciliation")
-    rules = sql_literal(str(store.root / "*" / "rules.parquet"))
-    all_runs = (
-        f"SELECT * FROM read_parquet({rules})"
-        if any(store.root.glob("*/rules.parquet"))
-        else empty_select(RULE_RUN_COLUMNS)
-    )
     names = sorted(os.listdir(store.root)) if store.root.is_dir() else []
     fresh = [
         store.root / n for n in names if n not in carried and (store.root / n / "rules.parquet").is_file()
     ]
     fresh_runs = _read_each([f / "rules.parquet" for f in fresh], empty_select(RULE_RUN_COLUMNS))
+    rules = sql_literal(str(store.root / "*" / "rules.parquet"))
+    all_runs = f"SELECT * FROM read_parquet({rules})" if fresh or carried else empty_select(RULE_RUN_COLUMNS)
     checks = BreakStore(home, "data_quality").latest()
     results = (
         "SELECT * FROM read_parquet("

@@ -1300,7 +1300,6 @@ def amount_at_risk_trend(
     rule_ids: Sequence[str] | None = None,
     by_entity: bool = False,
     by_aging: bool = True,
-    last_runs: int | None = None,
 ) -> pd.DataFrame:
     """Return the open reconciliation breaks and their amount at risk, run by run (by aging bucket).
 
@@ -1309,12 +1308,11 @@ def amount_at_risk_trend(
     ledger keeps no amounts); with ``rule_ids=[UNBILLED_RULE]`` it is the unbilled WIP run by run.
 
     Args:
-        con: a connection to the warehouse (tables ``tieout_run_summary``, ``tieout_live_runs``).
+        con: a connection to the warehouse (table ``tieout_run_summary``).
         legal_entities: the legal entities counted (None: all; ``[]``: none).
         rule_ids: only breaks of these rules (None: all).
         by_entity: one row per run and legal entity (and bucket).
         by_aging: one row per run and aging bucket (and entity); False: per run (and entity).
-        last_runs: only the latest this many live runs (None: all).
 
     Returns:
         One row per run (and entity, and aging bucket) with breaks, oldest run first, buckets
@@ -1327,15 +1325,13 @@ def amount_at_risk_trend(
         ValueError: one run's breaks in scope are valued in several reporting currencies.
     """
     where, params = _scope("legal_entity_id", legal_entities, "rule_id", rule_ids)
-    runs = _live_runs(con)
-    shown = runs if last_runs is None else runs[len(runs) - last_runs :] if last_runs > 0 else []
     bucket = "aging_bucket" if by_aging else "CAST(NULL AS VARCHAR) AS aging_bucket"
     found = con.execute(
         f"SELECT run_id, started_at, {_group('legal_entity_id', by_entity)}, {bucket}, sum(breaks), "
         "sum(amount_at_risk), sum(unvalued), list(DISTINCT reporting_currency) FILTER (WHERE valued > 0) "
-        f"FROM tieout_run_summary WHERE started_at >= ? AND {where} GROUP BY ALL "
+        f"FROM tieout_run_summary WHERE {where} GROUP BY ALL "
         "ORDER BY started_at, run_id, legal_entity_id NULLS LAST, min(age_min) NULLS LAST, aging_bucket",
-        [shown[0][1] if shown else None, *params],
+        params,
     ).fetchall()  # fmt: skip
     per_run: dict[str, list[Sequence[str] | None]] = {}
     for run_id, *_, currencies in found:

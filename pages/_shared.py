@@ -39,6 +39,7 @@ __all__ = [
     "legal_entities",
     "PERIOD_KEY",
     "cached",
+    "cached_run_log",
     "data_docs_download",
     "freshness_sla",
     "current_user",
@@ -192,6 +193,26 @@ def cached(fn: Callable[..., T]) -> Callable[..., T]:
         render = _RENDER.get()
         version = render.pinned_version() if render is not None else warehouse_version()
         return _cached_call(name, version, args, tuple(sorted(kwargs.items())))  # type: ignore[no-any-return]
+
+    return call
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _cached_run_log_call(name: str, args: tuple[Any, ...], kwargs: tuple[tuple[str, Any], ...]) -> Any:
+    return _REGISTRY[name](_engine(), *args, **dict(kwargs))
+
+
+def cached_run_log(fn: Callable[..., T]) -> Callable[..., T]:
+    """Wrap a function ``fn(engine, *args, **kwargs)`` of the app state's run log for pages.
+
+    Results are cached for a minute: the run log grows with every extraction, not with the
+    warehouse, so the warehouse version does not say when it changed.
+    """
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    _REGISTRY[name] = fn
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        return _cached_run_log_call(name, args, tuple(sorted(kwargs.items())))  # type: ignore[no-any-return]
 
     return call
 

@@ -103,8 +103,8 @@ def _monthly(scope: tuple[str, ...] | None, month: str, now: datetime) -> dict[s
     st.subheader("Month by month")
     sla, _ = shared.freshness_sla()
     series = {
-        "sync_failure_rate": kpis.monthly_trend(shared._engine(), "sync_failure_rate", through=month,
-                                                months=_MONTHS),
+        "sync_failure_rate": shared.cached_run_log(kpis.monthly_trend)("sync_failure_rate", through=month,
+                                                                       months=_MONTHS),
         "freshness_sla_attainment": shared.cached(kpis.monthly_trend)(
             "freshness_sla_attainment", through=month, months=_MONTHS, sla_minutes=sla, now=now),
     }  # fmt: skip
@@ -182,7 +182,7 @@ def render() -> None:
         "deal_handoff_within_sla": {"period": month, "as_of": now},
     }  # fmt: skip
     frames = {fn: shared.cached(getattr(kpis, fn))(legal_entities=scope, **kw) for fn, kw in calls.items()}
-    frames["sync_failure_rate"] = kpis.sync_failure_rate(shared._engine(), period=month)
+    frames["sync_failure_rate"] = shared.cached_run_log(kpis.sync_failure_rate)(period=month)
     sla, objects = shared.freshness_sla()
     fresh = shared.cached(kpis.freshness_vs_sla)(sla_minutes=sla, now=now, objects=objects)
     frames["freshness_vs_sla"] = fresh

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, PARQUET, empty_select, run_summary_sql
+from data.breaks import BREAK_COLUMNS, LEDGER_COLUMNS, PARQUET, empty_select
 from data.sql import sql_literal
 from reconcile.compile import RAW_BREAKS
 
@@ -104,15 +104,14 @@ def write_breaks(
     con: duckdb.DuckDBPyConnection, *, prev_dir: Path | None, ran: str, carry: str, valued: str, fx: str,
     now: str, run_id: str, staged: Path,
 ) -> int:  # fmt: skip
-    """Write ``breaks.parquet``, ``ledger.parquet`` and ``summary.parquet`` of a run into ``staged``.
+    """Write ``breaks.parquet`` and ``ledger.parquet`` of a run into ``staged``; return its break count.
 
-    Returns the run's break count.
-
-    Reads ``_found`` (this run's breaks with ``break_id``, ``category``, object, systems and
-    ``fixed_severity``), the previous run's files in ``prev_dir`` (None: first run), the SQL
-    conditions ``ran`` (ledger rows the run could find again) and ``carry`` (previous breaks it
-    keeps unchanged), the valuation SELECT list ``valued`` and its FX join ``fx``
-    (:mod:`reconcile.valuation`), and ``now``, the run's moment as a SQL literal.
+    The run's breaks stay in the temp table ``_breaks``. Reads ``_found`` (this run's breaks with
+    ``break_id``, ``category``, object, systems and ``fixed_severity``), the previous run's files in
+    ``prev_dir`` (None: first run), the SQL conditions ``ran`` (ledger rows the run could find
+    again) and ``carry`` (previous breaks it keeps unchanged), the valuation SELECT list ``valued``
+    and its FX join ``fx`` (:mod:`reconcile.valuation`), and ``now``, the run's moment as a SQL
+    literal.
     """
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _prev_ledger AS "
@@ -135,8 +134,4 @@ def write_breaks(
         f"TO {sql_literal(str(staged / 'breaks.parquet'))} {PARQUET}"
     )
     con.execute(f"COPY ({ledger_sql(now, ran)}) TO {sql_literal(str(staged / 'ledger.parquet'))} {PARQUET}")
-    con.execute(
-        f"COPY (SELECT '{run_id}' AS run_id, * FROM ({run_summary_sql('_breaks')})) "
-        f"TO {sql_literal(str(staged / 'summary.parquet'))} {PARQUET}"
-    )
     return int(con.execute("SELECT count(*) FROM _breaks").fetchall()[0][0])

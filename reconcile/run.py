@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from data.breaks import PARQUET, RULE_RUN_COLUMNS, BreakStore
+from data.breaks import PARQUET, RULE_RUN_COLUMNS, BreakStore, run_summary_sql
 from data.lock import PipelineLock
 from data.sql import sql_literal
 from data.warehouse import ensure_warehouse
@@ -154,6 +154,11 @@ def _run(
         )  # fmt: skip
         _write_rule_runs(con, results, staged, run_id=run_id, started=started, inputs=inputs,
                          business_date=business_date, replay=replay)  # fmt: skip
+        if not replay:  # the live runs' amounts over time (the ledger keeps none)
+            con.execute(
+                f"COPY (SELECT '{run_id}' AS run_id, * FROM ({run_summary_sql('_breaks')})) "
+                f"TO {sql_literal(str(staged / 'summary.parquet'))} {PARQUET}"
+            )
     finally:
         con.close()
     shutil.rmtree(staged / "spill", ignore_errors=True)
