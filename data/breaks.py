@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -161,11 +162,15 @@ class BreakStore:
 
     def latest(self) -> dict[str, Any] | None:
         """The latest live run's ``run.json`` (with ``run_id``), or None before the first run."""
+        run_id = self.latest_id()
+        return None if run_id is None else self.run(run_id)
+
+    def latest_id(self) -> str | None:
+        """The latest live run's id (``latest.json``), or None before the first run."""
         try:
-            pointer = json.loads((self.root / "latest.json").read_text())
+            return str(json.loads((self.root / "latest.json").read_text())["run_id"])
         except FileNotFoundError:
             return None
-        return self.run(str(pointer["run_id"]))
 
     def run(self, run_id: str) -> dict[str, Any]:
         """The ``run.json`` of run ``run_id``.
@@ -250,13 +255,17 @@ def break_views(
             [f / "summary.parquet" for f in fresh if (f / "summary.parquet").is_file()], previous
         ),
     ]
-    return stmts, break_key(home)
+    # from the runs the statements name: a run published meanwhile makes the file outdated
+    return stmts, _key((c, run["run_id"]) for c, run in runs)
 
 
 def break_key(home: Path) -> str:
     """The latest live run of each category: what :func:`break_views` depend on (cheap to ask)."""
-    latest = [(c, BreakStore(home, c).latest()) for c in CATEGORIES]
-    return " ".join(f"{c}/{run['run_id']}" for c, run in latest if run is not None)
+    return _key((c, BreakStore(home, c).latest_id()) for c in CATEGORIES)
+
+
+def _key(latest: Iterable[tuple[str, str | None]]) -> str:
+    return " ".join(f"{c}/{run_id}" for c, run_id in latest if run_id is not None)
 
 
 def _read_each(files: list[Path], empty: str) -> str:

@@ -553,10 +553,12 @@ BREAK_TABLES: dict[str, str] = {
 }
 
 
-def _live_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, datetime]]:
-    """The live reconciliation runs, oldest first: (run_id, started_at UTC)."""
+def _live_runs(con: duckdb.DuckDBPyConnection, latest: int | None = None) -> list[tuple[str, datetime]]:
+    """The live reconciliation runs (the ``latest`` so many, if given), oldest first: (run_id, started_at)."""
     rows = con.execute(
-        "SELECT run_id, started_at FROM tieout_live_runs ORDER BY started_at, run_id"
+        "SELECT * FROM (SELECT run_id, started_at FROM tieout_live_runs "
+        "ORDER BY started_at DESC, run_id DESC LIMIT ?) ORDER BY started_at, run_id",
+        [latest],
     ).fetchall()
     return [(str(run_id), started.astimezone(UTC)) for run_id, started in rows]
 
@@ -620,7 +622,7 @@ def _open_with_previous(
         params,
     ).fetchall()
     currency = _one_currency(r[7] for r in current)
-    runs = _live_runs(con)
+    runs = _live_runs(con, latest=2)
     latest, prev_run = (runs[-1] if runs else None), (runs[-2] if len(runs) > 1 else None)
     before: dict[str | None, int] = {}
     if prev_run is not None:

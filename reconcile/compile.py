@@ -359,18 +359,17 @@ def _match(rule: ReconciliationRule, rels: Relations) -> CompiledRule:
         ids = f"s_id, t_id, {key_text('s')}"
         selects += _mismatches(rule, j, "s_id IS NOT NULL AND t_id IS NOT NULL", ids, zero=False)
     clean = (
-        f"(coalesce((SELECT source_keyed FROM {agg} WHERE total), 0) "
-        f"- (SELECT count(*) FROM {s_tab} WHERE {keyed('s')}))"
+        f"coalesce((SELECT source_keyed FROM {agg} WHERE total), 0) "
+        f"- (SELECT count(*) FROM {s_tab} WHERE {keyed('s')})"
     )
-    compared = (
-        f"{clean} + (SELECT count(*) FROM {firsts['s']}) - (SELECT count(*) FROM {j} WHERE t_id IS NULL)"
-    )
+    compared = f"clean + (SELECT count(*) FROM {firsts['s']}) - (SELECT count(*) FROM {j} WHERE t_id IS NULL)"
     # a clean key has one row a side; every other keyed row, and every keyless one, is in _s/_t
-    rows = {p: f"{clean} + (SELECT count(*) FROM {tab})" for p, tab in (("s", s_tab), ("t", t_tab))}
+    rows = {p: f"clean + (SELECT count(*) FROM {tab})" for p, tab in (("s", s_tab), ("t", t_tab))}
     counts = (
-        f"SELECT {rows['s']}, {rows['t']}, {compared}, {compared} - "
+        f"SELECT {rows['s']}, {rows['t']}, compared, compared - "
         f"(SELECT count(*) FROM {j} WHERE s_id IS NOT NULL AND t_id IS NOT NULL AND "
-        f"NOT ({' AND '.join(_all_within(rule))}))"
+        f"NOT ({' AND '.join(_all_within(rule))})) "
+        f"FROM (SELECT clean, {compared} AS compared FROM (SELECT {clean} AS clean))"
     )
     return CompiledRule(
         prepare=(pre, prepared("s"), prepared("t"), dups("s"), dups("t"), join),
