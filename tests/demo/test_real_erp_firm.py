@@ -149,14 +149,25 @@ def test_every_defect_kind_is_injected_and_shows(with_defects: Path) -> None:
     dump = load_dump(RECORDS)
     injected = inject(derive(dump), dump, SEED, dump.read_on())
     breaks = _breaks(with_defects)
+    con = connect(with_defects)
+    try:  # an aggregate rule names the group: the shifted entry's project and period in the PSA
+        groups = dict(con.execute(
+            "SELECT time_entry_id, project_code || '|' || billing_period FROM time_entries WHERE system = 'psa'"
+        ).fetchall())  # fmt: skip
+    finally:
+        con.close()
+    checked = 0
     for i in injected:
         if i.kind in INSIDE:
+            named = {i.record_id, groups.get(i.record_id)} - {None}
             hits = [
                 b
                 for b in breaks
-                if b["rule_id"] in INSIDE[i.kind] and i.record_id in (b["source_id"], b["target_id"])
+                if b["rule_id"] in INSIDE[i.kind] and named & {b["source_id"], b["target_id"]}
             ]
             assert hits == [], i
+            checked += len(named)
+    assert checked > sum(1 for i in injected if i.kind in INSIDE)  # groups were checked too
 
 
 def test_without_defects_only_the_real_records_breaks_remain(
