@@ -215,9 +215,9 @@ def demo_serve(
     or their credentials) or --port in use.
     """
     from demo.faults import FaultFileError, load_faults
-    from demo.serve import DemoConfigError, build_simulators, serve
+    from demo.serve import DemoConfigError, build_simulators, is_loopback, serve
 
-    if not host.startswith("127.") and host not in ("localhost", "::1"):
+    if not is_loopback(host):
         raise typer.BadParameter("the simulators only listen on loopback", param_hint="--host")
     home = _home(home)
     services = _AppServices(home, port) if with_app else None

@@ -66,13 +66,11 @@ class ReplaySource:
     """A dump folder loaded for the Odoo simulator (an :class:`demo.odoo_fields.OdooSource`).
 
     Attributes:
-        folder: the dump folder.
         store: the in-memory tables, one per model (``"erp/<model>"``).
         models: the models by name, with the dump's fields (and filter-only columns).
         counts: records loaded, by model.
     """
 
-    folder: Path
     store: TableStore
     models: Mapping[str, OdooModel]
     counts: Mapping[str, int]
@@ -113,7 +111,7 @@ def load_replay(folder: Path) -> ReplaySource:
     if not models:
         conn.close()
         raise ReplayError(f"{folder}: no Odoo dump (<model>.json with model, fields_meta and records)")
-    return ReplaySource(folder, TableStore(conn), models, counts)
+    return ReplaySource(TableStore(conn), models, counts)
 
 
 def _read(path: Path) -> dict[str, Any] | None:

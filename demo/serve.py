@@ -88,9 +88,14 @@ def _firm_simulators(
 ) -> list[Simulator]:
     """Return the generated firm's simulators (HubSpot, Harvest, and Odoo when ``with_odoo``)."""
     try:
-        store = DemoStore(home / "demo")
-    except FileNotFoundError as exc:
-        raise DemoConfigError(str(exc)) from exc
+        manifest = json.loads((home / "demo" / "manifest.json").read_text())
+    except FileNotFoundError:
+        manifest = {}  # DemoStore says what is missing, after the credentials
+    if with_odoo and manifest.get("mode") == REAL_ERP:  # refused before the store is opened
+        raise DemoConfigError(
+            f"The ERP of {home / 'demo'} is a real Odoo's records, not generated: serve them with "
+            "`tieout demo serve --odoo-records DIR` (the folder the demo was generated from)."
+        )
     odoo_only = ("odoo_user", "odoo_api_key")
     wanted = {k: v for k, v in CREDENTIAL_VARS.items() if with_odoo or k not in odoo_only}
     missing = [v for v in wanted.values() if not env.get(v)]
@@ -104,12 +109,10 @@ def _firm_simulators(
     def state_for(name: str) -> FaultState:
         return FaultState(faults.get(name))
 
-    manifest = json.loads((home / "demo" / "manifest.json").read_text())
-    if with_odoo and manifest.get("mode") == REAL_ERP:
-        raise DemoConfigError(
-            f"The ERP of {home / 'demo'} is a real Odoo's records, not generated: serve them with "
-            "`tieout demo serve --odoo-records DIR` (the folder the demo was generated from)."
-        )
+    try:
+        store = DemoStore(home / "demo")
+    except FileNotFoundError as exc:
+        raise DemoConfigError(str(exc)) from exc
     ports = manifest["ports"]
     apps = {
         "hubspot": hubspot.create_app(store, token=cred["hubspot_token"], faults=state_for("hubspot")),
@@ -194,6 +197,11 @@ def _odoo_credentials(
     return env[auth.user_env], key
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface (the simulators listen nowhere else)."""
+    return host.startswith("127.") or host in ("localhost", "::1")
+
+
 def _loopback_port(slug: str, base_url: str, home: Path) -> int:
     """Return the port of ``base_url``, which must be on loopback with an explicit port."""
     parts = urlsplit(base_url)
@@ -201,9 +209,7 @@ def _loopback_port(slug: str, base_url: str, home: Path) -> int:
         port = parts.port
     except ValueError:
         port = None
-    hostname = parts.hostname or ""
-    loopback = hostname.startswith("127.") or hostname in ("localhost", "::1")
-    if parts.scheme != "http" or not loopback or port is None:
+    if parts.scheme != "http" or not is_loopback(parts.hostname or "") or port is None:
         raise DemoConfigError(
             f"system {slug!r} of {home / 'sources.yaml'}: base_url {base_url!r} must be "
             "http://127.0.0.1:PORT (the replayed Odoo only listens on loopback)."

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from demo.firm import month_end, month_start
 from demo.real_erp.dump import Dump, Record, account_code, m2o, m2o_name, odoo_date, odoo_datetime, text
 from extractors.statuses import STATUS_MAPS
 
@@ -51,7 +52,7 @@ FIRST_IDS: dict[str, tuple[int, int]] = {
     "psa/invoice_line_items": (72_500_000, 1),
 }  # fmt: skip
 #: canonical invoice status -> Harvest invoice state (the inverse of Harvest's mapping).
-HARVEST_STATE = {"draft": "draft", "posted": "open", "paid": "paid", "cancelled": "closed"}
+HARVEST_STATE = {canonical: state for state, canonical in STATUS_MAPS["harvest_invoice_state"].items()}
 _TASK_IDS = 19_000_000  # + the Odoo task id: Harvest tasks are the firm's task names
 _PRICELIST_CURRENCY = re.compile(r"\(([A-Z]{3})\)$")
 _PRODUCT_CODE = re.compile(r"\[([^\]]+)\]")
@@ -85,7 +86,7 @@ class Views:
         time_lines: Harvest time entry id -> Odoo timesheet line id
             (``demo/crosswalks/time_entries.csv``).
         company_of, client_of: partner id -> HubSpot company / Harvest client row.
-        project_of, entry_of, invoice_of: Odoo project, timesheet line, invoice id -> Harvest row.
+        project_of, invoice_of: Odoo project, invoice id -> Harvest row.
         odoo_project: Harvest project id -> Odoo project id.
     """
 
@@ -95,7 +96,6 @@ class Views:
     company_of: dict[int, Row] = field(default_factory=dict)
     client_of: dict[int, Row] = field(default_factory=dict)
     project_of: dict[int, Row] = field(default_factory=dict)
-    entry_of: dict[int, Row] = field(default_factory=dict)
     invoice_of: dict[int, Row] = field(default_factory=dict)
     odoo_project: dict[int, int] = field(default_factory=dict)
     _issued: dict[str, int] = field(default_factory=dict)
@@ -327,7 +327,6 @@ class _Deriver:
             "invoice_number": invoice["number"] if invoice else None,
             "created_at": odoo_datetime(line["create_date"]), "updated_at": odoo_datetime(line["write_date"]),
         })  # fmt: skip
-        self.v.entry_of[line["id"]] = row
         self.v.time_lines[row["id"]] = line["id"]
 
 
@@ -370,6 +369,5 @@ def _product_code(name: str | None) -> str | None:
 def _period(ref: str, issued: date) -> tuple[date, date]:
     """Return the month an invoice bills: its reference's (``RS-P1001 2026-01``), else its issue month."""
     found = _REF_PERIOD.search(ref)
-    start = date(int(found.group(1)), int(found.group(2)), 1) if found else issued.replace(day=1)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return start, following - timedelta(days=1)
+    start = date(int(found.group(1)), int(found.group(2)), 1) if found else month_start(issued)
+    return start, month_end(start)

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from demo.firm import add_months
 from demo.generate import (
     DEFAULT_PORT_BASE,
     SIMULATORS,
@@ -173,11 +174,8 @@ def _write_fx(dump: Dump, founded: date, as_of: date, demo_dir: Path) -> int:
     rates: dict[str, list[tuple[str, Decimal]]] = {}
     for r in sorted(dump["res.currency.rate"].values(), key=lambda r: str(r["name"])):
         rates.setdefault(str(m2o_name(r["currency_id"])), []).append((str(r["name"]), r["rate"]))
-    months = []
-    year, month = founded.year, founded.month
-    while (year, month) <= (as_of.year, as_of.month):
-        months.append(f"{year}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    span = (as_of.year - founded.year) * 12 + as_of.month - founded.month
+    months = [f"{add_months(founded, i):%Y-%m}" for i in range(span + 1)]
     out = []
     for currency in sorted(str(c["name"]) for c in dump["res.currency"].values()):
         for m in months:

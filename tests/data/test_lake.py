@@ -9,6 +9,7 @@ import textwrap
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import get_args
 
 import duckdb
 import pytest
@@ -18,10 +19,17 @@ from data.docs import README, render
 from data.lake import Lake, SnapshotEntry, empty_select
 from data.lock import PipelineBusy, PipelineLock
 from data.warehouse import connect, ensure_warehouse, warehouse_path
+from extractors import config
+from reconcile import rules
 
 
 def test_warehouse_docs_are_up_to_date() -> None:
     assert README.read_text(encoding="utf-8") == render(), "run `python -m data.docs`"
+
+
+def test_every_object_name_of_the_configs_is_a_canonical_object() -> None:
+    # sources.yaml and rules.yaml spell the objects as a Literal (for pydantic's messages): one list
+    assert get_args(config.ObjectName) == get_args(rules.ObjectName) == tuple(CANONICAL)
 
 
 def test_views_answer_before_the_first_snapshot(tmp_path: Path) -> None:
