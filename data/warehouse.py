@@ -39,7 +39,7 @@ __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
 #: Bump when a view or KPI table definition changes (:data:`data.kpis.BREAK_TABLES`,
 #: :data:`data.kpis.INVOICED_TIME`), so existing warehouse files are rebuilt.
-VIEWS_VERSION = 9
+VIEWS_VERSION = 10
 
 
 def warehouse_path(home: Path) -> Path:
@@ -95,11 +95,15 @@ def ensure_warehouse(home: Path) -> Path:
         break_stmts, break_key = break_views(home, previous="previous" if previous else None, carried=carried)
         for sql in [*view_statements(lake, entries), *break_stmts]:
             con.execute(sql)
-        _kpi_tables(con, entries, previous)
+        same_breaks = previous and con.execute("SELECT break_runs FROM previous.tieout_meta").fetchall() == [
+            (break_key,)
+        ]  # fmt: skip
+        _kpi_tables(con, entries, previous, same_breaks=same_breaks)
         con.execute("DETACH DATABASE IF EXISTS previous")
         con.execute(
-            "CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root, ? AS current_snapshots",
-            list(_built_for(lake, entries, break_key)),
+            "CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root, ? AS current_snapshots, "
+            "? AS break_runs",
+            [*_built_for(lake, entries, break_key), break_key],
         )
         con.execute("CHECKPOINT")
         con.close()
@@ -144,10 +148,14 @@ def view_statements(lake: Lake, entries: list[SnapshotEntry]) -> list[str]:
     return stmts
 
 
-def _kpi_tables(con: duckdb.DuckDBPyConnection, entries: list[SnapshotEntry], previous: bool) -> None:
+def _kpi_tables(
+    con: duckdb.DuckDBPyConnection, entries: list[SnapshotEntry], previous: bool, *, same_breaks: bool
+) -> None:
     """Create the tables the KPIs read, from the views (and the ``previous`` warehouse file, if attached).
 
-    They are :data:`data.kpis.BREAK_TABLES` (small: built every time), ``tieout_invoiced_time``
+    They are :data:`data.kpis.BREAK_TABLES`, copied from ``previous`` when it was built on the same
+    break runs (``same_breaks``: a snapshot publish changes none of them, while computing them
+    reads every break and ledger row), ``tieout_invoiced_time``
     (:data:`data.kpis.INVOICED_TIME`) and ``tieout_invoiced_time_inputs``, a row per system with
     current time entries: ``system``, ``inputs`` (the snapshot ids of its time entries and
     invoices). A system whose inputs are the same in the ``previous`` warehouse file has its
@@ -158,7 +166,7 @@ def _kpi_tables(con: duckdb.DuckDBPyConnection, entries: list[SnapshotEntry], pr
     from data.kpis import BREAK_TABLES, INVOICED_TIME
 
     for name, select in BREAK_TABLES.items():
-        con.execute(f"CREATE TABLE {name} AS {select}")
+        con.execute(f"CREATE TABLE {name} AS {f'SELECT * FROM previous.{name}' if same_breaks else select}")
 
     current = {(e.object, e.system): e.snapshot_id for e in entries if e.current}
     inputs = {

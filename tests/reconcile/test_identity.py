@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from data import warehouse
+from data import kpis, warehouse
 from data.breaks import BREAK_COLUMNS, BreakStore, break_views
 from data.warehouse import connect, ensure_warehouse, warehouse_path
 from extractors.run import extract
@@ -351,6 +351,29 @@ def test_a_rebuilt_warehouse_reads_only_the_new_runs_and_equals_one_built_from_n
     assert read() == built_run_by_run
     assert [r[0] for r in built_run_by_run["tieout_live_runs"]] == sorted((first.run_id, second.run_id))
     assert built_run_by_run["tieout_run_summary"]
+
+
+def test_a_snapshot_publish_copies_the_break_tables_instead_of_computing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = make_home(tmp_path / "home")
+    cycle(home)
+    tables = tuple(kpis.BREAK_TABLES)
+    query = "SELECT * FROM {} ORDER BY ALL"
+
+    def read() -> dict[str, list[Any]]:
+        con = connect(home)
+        try:
+            return {t: con.execute(query.format(t)).fetchall() for t in tables}
+        finally:
+            con.close()
+
+    before = read()
+    # computing them now would fail: an extraction alone (no new break run) must copy them
+    monkeypatch.setattr(kpis, "BREAK_TABLES", dict.fromkeys(tables, "SELECT error('computed again')"))
+    results = extract(home, systems=["crm", "erp"])
+    assert [r.status for r in results] == ["succeeded", "succeeded"]
+    assert read() == before and before["tieout_open_breaks"]
 
 
 def test_running_one_rule_keeps_the_other_rules_breaks(tmp_path: Path) -> None:
