@@ -2,7 +2,8 @@
 
 Layout (``category`` is ``reconciliation`` or ``data_quality``)::
 
-    lake/breaks/<category>/latest.json               the latest live run: {"run_id", "published_at"}
+    lake/breaks/<category>/latest.json               the latest live run: {"run_id"}
+    lake/breaks/<category>/published.json            the run published last, live or replay: {"run_id"}
     lake/breaks/<category>/<run_id>/breaks.parquet   the run's breaks (BREAK_COLUMNS)
     lake/breaks/<category>/<run_id>/ledger.parquet   every break ever seen up to this run (LEDGER_COLUMNS)
     lake/breaks/<category>/<run_id>/rules.parquet    per-rule figures of the run (RULE_RUN_COLUMNS)
@@ -11,8 +12,9 @@ Layout (``category`` is ``reconciliation`` or ``data_quality``)::
 
 A run writes its folder under ``lake/.staging``, renames it into place, and (for a live run, not
 an ``--as-of`` replay) replaces ``latest.json`` atomically, so readers see the previous run or the
-new one, complete. Folders are kept: they are the history that ``first_seen`` and the month-end
-evidence come from.
+new one, complete. Every run then replaces ``published.json``, which tells the warehouse that a
+run (a replay too) has joined ``reconciliation_runs``. Folders are kept: they are the history
+that ``first_seen`` and the month-end evidence come from.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from data.lake import Lake, atomic_write, fsync_dir, fsync_tree
 from data.sql import sql_literal
@@ -34,10 +36,13 @@ __all__ = [
     "PARQUET",
     "RULE_RUN_COLUMNS",
     "BreakStore",
+    "BreakViews",
     "break_key",
     "break_views",
     "empty_select",
     "live_runs_table",
+    "published_key",
+    "rule_runs_table",
     "run_summary_sql",
     "run_summary_table",
 ]
@@ -167,8 +172,15 @@ class BreakStore:
 
     def latest_id(self) -> str | None:
         """The latest live run's id (``latest.json``), or None before the first run."""
+        return self._pointer("latest.json")
+
+    def published_id(self) -> str | None:
+        """The id of the run published last, live or replay (``published.json``), or None before any."""
+        return self._pointer("published.json")
+
+    def _pointer(self, name: str) -> str | None:
         try:
-            return str(json.loads((self.root / "latest.json").read_text())["run_id"])
+            return str(json.loads((self.root / name).read_text())["run_id"])
         except FileNotFoundError:
             return None
 
@@ -192,33 +204,49 @@ class BreakStore:
         return path
 
     def publish(self, staged: Path, run: dict[str, Any]) -> Path:
-        """Write ``run.json`` into ``staged`` and move it into place; a live run also becomes ``latest``."""
+        """Write ``run.json`` into ``staged`` and move it into place; a live run also becomes ``latest``.
+
+        ``published.json`` is written last, after the folder is in place: a reader that reads it
+        before listing the run folders finds at least that run among them.
+        """
         (staged / "run.json").write_text(json.dumps(run, indent=1, default=str))
         target = self.run_dir(run["run_id"])
         target.parent.mkdir(parents=True, exist_ok=True)
         fsync_tree(staged)
         os.rename(staged, target)
         fsync_dir(target.parent)
+        pointer = json.dumps({"run_id": run["run_id"]}).encode()
         if not run["replay"]:
-            atomic_write(self.root / "latest.json", json.dumps({"run_id": run["run_id"]}).encode())
+            atomic_write(self.root / "latest.json", pointer)
+        atomic_write(self.root / "published.json", pointer)
         return target
+
+
+class BreakViews(NamedTuple):
+    """The warehouse's break statements and what they were built on (see :func:`break_views`)."""
+
+    statements: list[str]
+    #: the latest live run of each category (:func:`break_key`)
+    key: str
+    #: the reconciliation run published last, live or replay (:func:`published_key`)
+    published: str
 
 
 def break_views(
     home: Path, *, previous: str | None = None, carried: frozenset[str] = frozenset()
-) -> tuple[list[str], str]:
-    """The views ``breaks``, ``break_ledger``, ``reconciliation_runs`` and ``check_results``, and their key.
+) -> BreakViews:
+    """The views ``breaks``, ``break_ledger``, ``reconciliation_runs`` and ``check_results``, and their keys.
 
-    Also the tables ``tieout_live_runs`` (:func:`live_runs_table`) and ``tieout_run_summary``
-    (:func:`run_summary_table`). The key changes whenever a live run is published, so the warehouse
+    Also the tables ``tieout_rule_runs`` (:func:`rule_runs_table`, which ``reconciliation_runs``
+    shows), ``tieout_live_runs`` (:func:`live_runs_table`) and ``tieout_run_summary``
+    (:func:`run_summary_table`). The keys change whenever a run is published, so the warehouse
     file is rebuilt.
 
-    ``breaks`` and ``break_ledger`` name the latest live run's files of each category explicitly;
-    ``reconciliation_runs`` reads every published run (folders appear complete, by rename).
-    ``previous`` names an attached earlier warehouse file (of this views version) whose two tables
-    hold the live runs ``carried``: their rows are copied from it, and only the other run folders'
-    files are read, since a file open costs about 0.35 ms and runs pile up (a year: tens of
-    thousands).
+    ``breaks`` and ``break_ledger`` name the latest live run's files of each category explicitly.
+    ``previous`` names an attached earlier warehouse file (of this views version) whose
+    ``tieout_rule_runs`` holds the runs ``carried``: their rows, and their summaries, are copied
+    from it, and only the other run folders' files are read, since a file open costs about 0.35 ms
+    and runs pile up (a year: tens of thousands).
     """
     latest = [(c, BreakStore(home, c).latest()) for c in CATEGORIES]
     runs = [(c, run) for c, run in latest if run is not None]
@@ -230,14 +258,13 @@ def break_views(
         ]
         return f"CREATE VIEW {name} AS " + " UNION ALL BY NAME ".join(parts)
 
+    # read before the folders are listed: the listing then holds at least the run it names
+    published = published_key(home)
     store = BreakStore(home, "reconciliation")
     names = sorted(os.listdir(store.root)) if store.root.is_dir() else []
     fresh = [
         store.root / n for n in names if n not in carried and (store.root / n / "rules.parquet").is_file()
     ]
-    fresh_runs = _read_each([f / "rules.parquet" for f in fresh], empty_select(RULE_RUN_COLUMNS))
-    rules = sql_literal(str(store.root / "*" / "rules.parquet"))
-    all_runs = f"SELECT * FROM read_parquet({rules})" if fresh or carried else empty_select(RULE_RUN_COLUMNS)
     checks = BreakStore(home, "data_quality").latest()
     results = (
         "SELECT * FROM read_parquet("
@@ -245,23 +272,30 @@ def break_views(
         if checks is not None
         else empty_select(CHECK_RESULT_COLUMNS)
     )
+    live = dict(latest)["reconciliation"]
     stmts = [
         view("breaks", "breaks.parquet", BREAK_COLUMNS),
         view("break_ledger", "ledger.parquet", LEDGER_COLUMNS),
-        f"CREATE VIEW reconciliation_runs AS {all_runs}",
+        rule_runs_table(live, [f / "rules.parquet" for f in fresh], previous),
+        "CREATE VIEW reconciliation_runs AS SELECT * FROM tieout_rule_runs",
         f"CREATE VIEW check_results AS {results}",
-        live_runs_table(dict(latest)["reconciliation"], runs=f"({fresh_runs})", previous=previous),
+        live_runs_table(live, runs="tieout_rule_runs"),
         run_summary_table(
             [f / "summary.parquet" for f in fresh if (f / "summary.parquet").is_file()], previous
         ),
     ]
     # from the runs the statements name: a run published meanwhile makes the file outdated
-    return stmts, _key((c, run["run_id"]) for c, run in runs)
+    return BreakViews(stmts, _key((c, run["run_id"]) for c, run in runs), published)
 
 
 def break_key(home: Path) -> str:
-    """The latest live run of each category: what :func:`break_views` depend on (cheap to ask)."""
+    """The latest live run of each category: what the ``breaks`` views depend on (cheap to ask)."""
     return _key((c, BreakStore(home, c).latest_id()) for c in CATEGORIES)
+
+
+def published_key(home: Path) -> str:
+    """The reconciliation run published last, live or replay: what ``reconciliation_runs`` depends on."""
+    return BreakStore(home, "reconciliation").published_id() or ""
 
 
 def _key(latest: Iterable[tuple[str, str | None]]) -> str:
@@ -276,25 +310,38 @@ def _read_each(files: list[Path], empty: str) -> str:
     return f"{empty} UNION ALL BY NAME SELECT * FROM read_parquet([{listed}])"
 
 
-def live_runs_table(
-    latest: dict[str, Any] | None, *, runs: str = "reconciliation_runs", previous: str | None = None
-) -> str:
+def _until(latest: dict[str, Any] | None) -> str:
+    """SQL for when ``latest`` (a live run's ``run.json``; None: no live run yet) started."""
+    return f"TIMESTAMPTZ {sql_literal(str(latest['started_at']))}" if latest is not None else "NULL"
+
+
+def rule_runs_table(latest: dict[str, Any] | None, files: list[Path], previous: str | None = None) -> str:
+    """``CREATE TABLE tieout_rule_runs``: the rows (RULE_RUN_COLUMNS) of the runs' ``rules.parquet`` files.
+
+    After the rows of ``previous.tieout_rule_runs`` when ``previous`` names an earlier warehouse
+    file. Replays are all kept; live runs started after ``latest`` are left out, as in
+    :func:`live_runs_table`, so that the next build reads them, and their summaries, afresh.
+    """
+    carried = f"SELECT * FROM {previous}.tieout_rule_runs UNION ALL BY NAME " if previous else ""
+    fresh = (
+        f"SELECT * FROM ({_read_each(files, empty_select(RULE_RUN_COLUMNS))}) "
+        f"QUALIFY replay IS TRUE OR min(started_at) OVER (PARTITION BY run_id) <= {_until(latest)}"
+    )
+    return f"CREATE TABLE tieout_rule_runs AS {carried}{fresh}"
+
+
+def live_runs_table(latest: dict[str, Any] | None, *, runs: str = "reconciliation_runs") -> str:
     """``CREATE TABLE tieout_live_runs``: the live reconciliation runs up to ``latest`` (its ``run.json``).
 
     One row per run of ``runs`` (rows of ``reconciliation_runs``) that is not a replay: ``run_id``,
-    ``started_at`` (TIMESTAMPTZ, its rules' earliest start), after the rows of
-    ``previous.tieout_live_runs`` when ``previous`` names an earlier warehouse file. Written into
-    the warehouse file when it is built (every live run rebuilds it) because reading every run's
-    ``rules.parquet`` costs a file open per run (70 ms for 300 runs) and the KPIs need the runs on
-    every call. Runs started after ``latest`` (None: no live run yet, no rows) are left out: one
-    published while the file is being built belongs to the next build, with its breaks.
+    ``started_at`` (TIMESTAMPTZ, its rules' earliest start). The KPIs need the runs on every call.
+    Runs started after ``latest`` (None: no live run yet, no rows) are left out: one published
+    while the file is being built belongs to the next build, with its breaks.
     """
-    until = f"TIMESTAMPTZ {sql_literal(str(latest['started_at']))}" if latest is not None else "NULL"
-    carried = f"SELECT run_id, started_at FROM {previous}.tieout_live_runs UNION ALL " if previous else ""
     return (
-        f"CREATE TABLE tieout_live_runs AS {carried}SELECT run_id, min(started_at) AS started_at "
+        f"CREATE TABLE tieout_live_runs AS SELECT run_id, min(started_at) AS started_at "
         f"FROM {runs} WHERE replay IS NOT TRUE "
-        f"GROUP BY run_id HAVING min(started_at) <= {until}"
+        f"GROUP BY run_id HAVING min(started_at) <= {_until(latest)}"
     )
 
 

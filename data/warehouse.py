@@ -1,8 +1,10 @@
 """``HOME/warehouse.duckdb``: the views analysts, the app and tests query, over the lake's files.
 
-The file holds views, never the lake's data; besides them only the small tables the KPIs read
-(``tieout_*``: :func:`_kpi_tables`, :func:`data.breaks.live_runs_table`), computed from the views
-when the file is built. The snapshot views name the snapshots' folders (immutable Parquet,
+The file holds views, never the lake's data; besides them only small tables computed when the
+file is built: those the KPIs read (``tieout_*``: :func:`_kpi_tables`,
+:func:`data.breaks.live_runs_table`) and the runs' per-rule figures that ``reconciliation_runs``
+shows (:func:`data.breaks.rule_runs_table`: a view over every run's file would open tens of
+thousands of files per query after a year). The snapshot views name the snapshots' folders (immutable Parquet,
 :mod:`data.lake`) and take the lineage their rows share from the manifest; after each publish the
 pipeline writes a new file next to it and renames it over the old one, so it never holds this
 file open, and any number of readers may open it read-only (``duckdb.connect(path,
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from data.breaks import break_key, break_views
+from data.breaks import break_key, break_views, published_key
 from data.canonical import CANONICAL
 from data.lake import EMPTY, MANIFEST_COLUMNS, Lake, SnapshotEntry
 from data.sql import sql_literal
@@ -39,7 +41,7 @@ __all__ = ["VIEWS_VERSION", "connect", "ensure_warehouse", "warehouse_path"]
 
 #: Bump when a view or KPI table definition changes (:data:`data.kpis.BREAK_TABLES`,
 #: :data:`data.kpis.INVOICED_TIME`), so existing warehouse files are rebuilt.
-VIEWS_VERSION = 10
+VIEWS_VERSION = 11
 
 
 def warehouse_path(home: Path) -> Path:
@@ -90,20 +92,20 @@ def ensure_warehouse(home: Path) -> Path:
     try:
         previous = _attach_previous(con, path)
         carried = frozenset(
-            str(r) for (r,) in con.execute("SELECT run_id FROM previous.tieout_live_runs").fetchall()
+            str(r) for (r,) in con.execute("SELECT DISTINCT run_id FROM previous.tieout_rule_runs").fetchall()
         ) if previous else frozenset()  # fmt: skip
-        break_stmts, break_key = break_views(home, previous="previous" if previous else None, carried=carried)
-        for sql in [*view_statements(lake, entries), *break_stmts]:
+        views = break_views(home, previous="previous" if previous else None, carried=carried)
+        for sql in [*view_statements(lake, entries), *views.statements]:
             con.execute(sql)
         same_breaks = previous and con.execute("SELECT break_runs FROM previous.tieout_meta").fetchall() == [
-            (break_key,)
+            (views.key,)
         ]  # fmt: skip
         _kpi_tables(con, entries, previous, same_breaks=same_breaks)
         con.execute("DETACH DATABASE IF EXISTS previous")
         con.execute(
             "CREATE TABLE tieout_meta AS SELECT ? AS views_version, ? AS lake_root, ? AS current_snapshots, "
             "? AS break_runs",
-            [*_built_for(lake, entries, break_key), break_key],
+            [*_built_for(lake, entries, views.key, views.published), views.key],
         )
         con.execute("CHECKPOINT")
         con.close()
@@ -213,9 +215,11 @@ def _current_key(entries: list[SnapshotEntry]) -> str:
     return " ".join(sorted(f"{e.object}/{e.system}/{e.snapshot_id}" for e in entries if e.current))
 
 
-def _built_for(lake: Lake, entries: list[SnapshotEntry], break_key: str) -> tuple[int, str, str]:
-    """The ``tieout_meta`` row of a warehouse over ``entries`` and the break runs of ``break_key``."""
-    return VIEWS_VERSION, str(lake.root), f"{_current_key(entries)} | breaks {break_key}"
+def _built_for(
+    lake: Lake, entries: list[SnapshotEntry], break_key: str, published: str
+) -> tuple[int, str, str]:
+    """The ``tieout_meta`` row of a warehouse: over ``entries``, ``break_key``'s and ``published``'s runs."""
+    return VIEWS_VERSION, str(lake.root), f"{_current_key(entries)} | breaks {break_key} | runs {published}"
 
 
 def _attach(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -235,7 +239,7 @@ def _attach_current(con: duckdb.DuckDBPyConnection, home: Path) -> bool:
         rows = con.execute("SELECT views_version, lake_root, current_snapshots FROM tieout_meta").fetchall()
     except duckdb.Error:  # not (yet) a warehouse file
         rows = []
-    wanted = _built_for(lake, lake.entries(), break_key(home))
+    wanted = _built_for(lake, lake.entries(), break_key(home), published_key(home))
     if rows and (int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) == wanted:
         return True
     con.execute("USE memory")

@@ -27,6 +27,7 @@ from data.breaks import (
     BreakStore,
     empty_select,
     live_runs_table,
+    rule_runs_table,
 )
 from data.canonical import CANONICAL
 from data.lake import Lake, SnapshotEntry
@@ -311,6 +312,29 @@ def test_the_warehouse_file_holds_the_kpi_tables(tmp_path: Path, monkeypatch: py
         ]  # fmt: skip
     finally:
         con.close()
+
+
+def test_rule_runs_keep_replays_and_stop_live_runs_at_the_latest(tmp_path: Path) -> None:
+    """tieout_rule_runs: the previous file's rows, then the new files' (a late live run is the next build's)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    files = []
+    for run_id, started, replay in (("R2", RUNS[1], False), ("R3", RUNS[2], False), ("X1", RUNS[3], True)):
+        files.append(tmp_path / f"{run_id}.parquet")
+        con.execute(
+            "COPY (SELECT ? AS run_id, 'unbilled_time' AS rule_id, ?::TIMESTAMPTZ AS started_at, ? AS replay) "
+            f"TO '{files[-1]}' {PARQUET}",
+            [run_id, started, replay],
+        )
+    con.execute("ATTACH ':memory:' AS previous")
+    con.execute(f"CREATE TABLE previous.tieout_rule_runs AS {empty_select(RULE_RUN_COLUMNS)}")
+    con.execute(
+        "INSERT INTO previous.tieout_rule_runs (run_id, started_at, replay) VALUES ('R1', ?, false)",
+        [RUNS[0]],
+    )
+    con.execute(rule_runs_table({"run_id": "R2", "started_at": RUNS[1].isoformat()}, files, "previous"))
+    got = con.execute("SELECT run_id, replay FROM tieout_rule_runs ORDER BY run_id").fetchall()
+    assert got == [("R1", False), ("R2", False), ("X1", True)]  # R3 started after the latest live run R2
 
 
 def test_live_runs_stop_at_the_latest_live_run() -> None:

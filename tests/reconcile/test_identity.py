@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from data import kpis, warehouse
-from data.breaks import BREAK_COLUMNS, BreakStore, break_views
+from data.breaks import BREAK_COLUMNS, BreakStore, BreakViews, break_views
 from data.warehouse import connect, ensure_warehouse, warehouse_path
 from extractors.run import extract
 from reconcile.run import ReconciliationRun, reconcile
@@ -321,7 +321,7 @@ def test_a_rebuilt_warehouse_reads_only_the_new_runs_and_equals_one_built_from_n
     home = make_home(tmp_path / "home")
     carried: list[frozenset[str]] = []
 
-    def recording(home: Path, **kwargs: Any) -> tuple[list[str], str]:
+    def recording(home: Path, **kwargs: Any) -> BreakViews:
         carried.append(kwargs.get("carried", frozenset()))
         return break_views(home, **kwargs)
 
@@ -330,18 +330,19 @@ def test_a_rebuilt_warehouse_reads_only_the_new_runs_and_equals_one_built_from_n
     second = cycle(home)
     # the rebuilds after the second run's publish copy the first run from the previous file
     assert carried[0] == frozenset() and carried[-1] == frozenset({first.run_id})
-    stmts, _ = break_views(home, previous="previous", carried=frozenset({first.run_id}))
+    stmts = break_views(home, previous="previous", carried=frozenset({first.run_id})).statements
     tables = " ".join(s for s in stmts if s.startswith("CREATE TABLE"))
     assert str(second.path / "rules.parquet") in tables and str(second.path / "summary.parquet") in tables
     assert str(first.path) not in tables  # the previous file has it
+    (view,) = (s for s in stmts if s.startswith("CREATE VIEW reconciliation_runs"))
+    assert "parquet" not in view  # a table built once, not every run's file read per query
     query = "SELECT * FROM {} ORDER BY ALL"
+    tables_read = ("tieout_live_runs", "tieout_run_summary", "reconciliation_runs")
 
     def read() -> dict[str, list[Any]]:
         con = connect(home)
         try:
-            return {
-                t: con.execute(query.format(t)).fetchall() for t in ("tieout_live_runs", "tieout_run_summary")
-            }
+            return {t: con.execute(query.format(t)).fetchall() for t in tables_read}
         finally:
             con.close()
 
@@ -351,6 +352,33 @@ def test_a_rebuilt_warehouse_reads_only_the_new_runs_and_equals_one_built_from_n
     assert read() == built_run_by_run
     assert [r[0] for r in built_run_by_run["tieout_live_runs"]] == sorted((first.run_id, second.run_id))
     assert built_run_by_run["tieout_run_summary"]
+    assert {r[0] for r in built_run_by_run["reconciliation_runs"]} == {first.run_id, second.run_id}
+    assert len(built_run_by_run["reconciliation_runs"]) == 4  # two rules a run
+
+
+def test_a_replay_joins_reconciliation_runs_at_the_next_connect(tmp_path: Path) -> None:
+    """A replay leaves ``latest.json`` alone; ``published.json`` still makes the warehouse outdated."""
+    home = make_home(tmp_path / "home")
+    first = cycle(home)
+
+    def runs() -> list[tuple[str, bool]]:
+        con = connect(home)
+        try:
+            return con.execute(
+                "SELECT DISTINCT run_id, replay FROM reconciliation_runs ORDER BY ALL"
+            ).fetchall()
+        finally:
+            con.close()
+
+    assert runs() == [(first.run_id, False)]
+    replay = reconcile(home, as_of=first.as_of.isoformat())
+    assert sorted(runs()) == sorted([(first.run_id, False), (replay.run_id, True)])
+    con = connect(home)
+    try:  # a replay is no live run: the KPIs' runs and the breaks stay the live run's
+        assert con.execute("SELECT run_id FROM tieout_live_runs").fetchall() == [(first.run_id,)]
+        assert {r for (r,) in con.execute("SELECT DISTINCT run_id FROM breaks").fetchall()} == {first.run_id}
+    finally:
+        con.close()
 
 
 def test_a_snapshot_publish_copies_the_break_tables_instead_of_computing_them(
