@@ -138,7 +138,7 @@ def _replay_simulator(
     home: Path, records: Path, host: str, faults: FaultState, env: Mapping[str, str]
 ) -> Simulator:
     """Return the Odoo simulator replaying ``records`` for the home's Odoo connector."""
-    slug, system = _odoo_system(home)
+    slug, system = _odoo_system(home, env)
     port = _loopback_port(slug, system.base_url, home)
     login, key = _odoo_credentials(slug, system, env, home)
     try:
@@ -151,10 +151,10 @@ def _replay_simulator(
     return Simulator("odoo", app, state, f"http://{host}:{port}", note)
 
 
-def _odoo_system(home: Path) -> tuple[str, OdooSystem]:
-    """Return the home's one Odoo system (slug and configuration) from HOME/sources.yaml."""
+def _odoo_system(home: Path, env: Mapping[str, str]) -> tuple[str, OdooSystem]:
+    """The home's one Odoo system (slug, configuration) in HOME/sources.yaml, ``${VAR}`` read from ``env``."""
     try:
-        config = load_sources(home / "sources.yaml")
+        config = load_sources(home / "sources.yaml", env)
     except ConfigError as exc:
         raise DemoConfigError(str(exc)) from exc
     found = [(slug, s) for slug, s in config.systems.items() if isinstance(s, OdooSystem)]

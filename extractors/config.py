@@ -326,8 +326,8 @@ class SourcesConfig(_Strict):
             ) from None
 
 
-def load_sources(path: Path) -> SourcesConfig:
-    """Read and validate ``path`` (sources.yaml).
+def load_sources(path: Path, env: Mapping[str, str] = os.environ) -> SourcesConfig:
+    """Read and validate ``path`` (sources.yaml), its ``${VAR}`` references taken from ``env``.
 
     Raises:
         ConfigError: the file is missing, is not YAML, or does not validate; the message names the
@@ -344,7 +344,7 @@ def load_sources(path: Path) -> SourcesConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping with a 'systems' key, found {type(data).__name__}")
     try:
-        return SourcesConfig.model_validate({**_interpolated(data, path, ""), "path": path})
+        return SourcesConfig.model_validate({**_interpolated(data, path, "", env), "path": path})
     except ValidationError as exc:
         raise ConfigError(_explain(path, exc)) from None
 
@@ -352,22 +352,22 @@ def load_sources(path: Path) -> SourcesConfig:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _interpolated(value: Any, path: Path, where: str) -> Any:
-    """``value`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from the environment.
+def _interpolated(value: Any, path: Path, where: str, env: Mapping[str, str]) -> Any:
+    """``value`` with every ``${VAR}`` / ``${VAR:-default}`` in its strings replaced from ``env``.
 
     Raises:
         ConfigError: a variable without a default is unset; names the file, key path and variable.
     """
     if isinstance(value, Mapping):
-        return {k: _interpolated(v, path, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: _interpolated(v, path, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolated(v, path, f"{where}.{i}") for i, v in enumerate(value)]
+        return [_interpolated(v, path, f"{where}.{i}", env) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def resolve(ref: re.Match[str]) -> str:
         name, default = ref.group(1), ref.group(2)
-        found = os.environ.get(name) or default
+        found = env.get(name) or default
         if found is None:
             raise ConfigError(
                 f"{path}: {where}: environment variable {name} is not set (the value is {value!r}); "

@@ -553,9 +553,7 @@ def test_tieout_demo_serve_refuses_what_the_connector_could_not_use(
 
 
 @needs_dump
-def test_an_installations_variables_in_sources_yaml_decide_where_and_as_whom(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_installations_variables_in_sources_yaml_decide_where_and_as_whom(tmp_path: Path) -> None:
     """sources.yaml naming ODOO_URL, ODOO_DB, ODOO_USER and ODOO_API_KEY: the replay answers there."""
     home = replay_home(tmp_path / "home", 0)
     (home / "sources.yaml").write_text("""\
@@ -573,9 +571,7 @@ systems:
         "ODOO_USER": "me",
         "ODOO_API_KEY": "s3cret",
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    [sim] = build_simulators(home, env=env, odoo_records=REAL)
+    [sim] = build_simulators(home, env=env, odoo_records=REAL)  # env only: os.environ has none of them
     assert (sim.name, sim.url) == ("odoo", "http://127.0.0.1:18069")
     body = {"jsonrpc": "2.0", "method": "call", "params": {"service": "common", "method": "authenticate",
             "args": ["prod", "me", "s3cret", {}]}, "id": 1}  # fmt: skip
