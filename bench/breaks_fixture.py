@@ -62,13 +62,20 @@ def breaks_select(rows: int = ROWS, overrides: Mapping[str, str] | None = None) 
 
 
 def write_breaks(path: Path, rows: int = ROWS) -> Path:
-    """Write :func:`breaks_select` (no overrides) to the Parquet file ``path`` unless it exists; return it."""
+    """Write :func:`breaks_select` (no overrides) to the Parquet file ``path``; return it.
+
+    An existing file is kept while it was written from the same query: ``path`` + ``.sql`` holds
+    the query it was written from, so a changed formula writes the file again.
+    """
     import duckdb
 
-    if path.exists():
+    select = breaks_select(rows)
+    written_from = path.with_name(path.name + ".sql")
+    if path.exists() and written_from.is_file() and written_from.read_text() == select:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    con.execute(f"COPY ({breaks_select(rows)}) TO '{path}' (FORMAT parquet)")
+    con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
     con.close()
+    written_from.write_text(select)
     return path

@@ -269,14 +269,20 @@ def exception_queue(
     if page < 0 or page_size < 1:
         raise ValueError(f"page must be >= 0 and page_size >= 1, not {page} and {page_size}")
     where, params = flt.where()
-    relation = queue_relation(con, state)
+    order = QUEUE_SORTS[sort]
+    by_state = bool(flt.statuses or flt.assignees)
+    # Unless the filter names a workflow status or assignee, the breaks alone decide which match:
+    # the count and the page then skip the join with the state, so DuckDB sorts on the sort columns
+    # and reads the other columns for the page's rows only (late materialization, which a join in
+    # between defeats: it read every column of a million breaks), and the state joins the page.
+    matching = queue_relation(con, state) if by_state else "SELECT * FROM breaks"
     # fetchall: a result left half-read blocks the connection (DuckDB 2)
-    total = int(con.execute(f"SELECT count(*) FROM ({relation}) AS q WHERE {where}", params).fetchall()[0][0])
-    rows = con.execute(
-        f"SELECT {', '.join(QUEUE_COLUMNS)} FROM ({relation}) AS q WHERE {where} "
-        f"ORDER BY {QUEUE_SORTS[sort]} LIMIT ? OFFSET ?",
-        [*params, page_size, min(page, max(-(-total // page_size) - 1, 0)) * page_size],
-    ).fetchall()
+    total = int(con.execute(f"SELECT count(*) FROM ({matching}) AS q WHERE {where}", params).fetchall()[0][0])
+    shown = f"SELECT * FROM ({matching}) AS q WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+    with_state = shown if by_state else queue_relation(con, state, source=f"({shown})")
+    offset = min(page, max(-(-total // page_size) - 1, 0)) * page_size
+    page_sql = f"SELECT {', '.join(QUEUE_COLUMNS)} FROM ({with_state}) ORDER BY {order}"
+    rows = con.execute(page_sql, [*params, page_size, offset]).fetchall()
     return pd.DataFrame(rows, columns=list(QUEUE_COLUMNS)), total
 
 

@@ -15,6 +15,7 @@ from data.queries import (
     FACET_LABELS,
     QUEUE_COLUMNS,
     QUEUE_KEY_COLUMNS,
+    QUEUE_SORTS,
     QueueFilter,
     break_detail,
     break_suggestions,
@@ -22,6 +23,7 @@ from data.queries import (
     queue_export,
     queue_facets,
     queue_filter,
+    queue_relation,
 )
 
 # break_id, rule, category, type, source, target, entity, project, period, amount at risk, severity, age
@@ -115,6 +117,30 @@ def test_paging_and_sorts(con: duckdb.DuckDBPyConnection) -> None:
         exception_queue(con, QueueFilter(), sort="size")
     with pytest.raises(ValueError, match="page must be"):
         exception_queue(con, QueueFilter(), page=-1)
+
+
+@pytest.mark.parametrize("sort", list(QUEUE_SORTS))
+@pytest.mark.parametrize(
+    "flt",
+    [QueueFilter(), QueueFilter(legal_entities=("UK", "US")), QueueFilter(search="key"),
+     QueueFilter(statuses=("open", "in_review")), QueueFilter(assignees=("", "ana"), legal_entities=("UK",))],
+)  # fmt: skip
+def test_each_page_is_the_joined_queue_sorted_and_cut(
+    con: duckdb.DuckDBPyConnection, flt: QueueFilter, sort: str
+) -> None:
+    """Paged without the state join (no status or assignee filter) or with it: the same rows, state and all."""
+    where, params = flt.where()
+    whole = con.execute(
+        f"SELECT {', '.join(QUEUE_COLUMNS)} FROM ({queue_relation(con, STATE)}) AS q WHERE {where} "
+        f"ORDER BY {QUEUE_SORTS[sort]}",
+        params,
+    ).fetchall()
+    assert whole
+    for number in range(-(-len(whole) // 2)):
+        page, total = exception_queue(con, flt, state=STATE, sort=sort, page=number, page_size=2)
+        expected = pd.DataFrame(whole[number * 2 : number * 2 + 2], columns=list(QUEUE_COLUMNS))
+        assert total == len(whole)
+        pd.testing.assert_frame_equal(page, expected)
 
 
 def test_facets_stay_inside_the_users_scope(con: duckdb.DuckDBPyConnection) -> None:
