@@ -15,6 +15,7 @@ import pytest
 
 from data import kpis, warehouse
 from data.breaks import BREAK_COLUMNS, BreakStore, BreakViews, break_views
+from data.sql import sql_literal
 from data.warehouse import connect, ensure_warehouse, warehouse_path
 from extractors.run import extract
 from reconcile.run import ReconciliationRun, reconcile
@@ -161,6 +162,17 @@ def ids(found: dict[str, Row]) -> dict[tuple[str, str, str, str | None], str]:
     return by_key
 
 
+def query(home: Path, *sql: str) -> list[list[tuple[Any, ...]]]:
+    """The rows of each query ``sql`` on the home's warehouse (one connection)."""
+    with connect(home) as con:
+        return [con.execute(q).fetchall() for q in sql]
+
+
+def tables(home: Path, names: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Every row of each warehouse table or view ``names``, sorted."""
+    return dict(zip(names, query(home, *(f"SELECT * FROM {t} ORDER BY ALL" for t in names)), strict=True))
+
+
 def of_rule(found: dict[str, Row], rule_id: str) -> dict[str, Row]:
     return {i: r for i, r in found.items() if r["rule_id"] == rule_id}
 
@@ -292,19 +304,13 @@ def test_a_replay_is_kept_beside_the_latest_live_run(history: History) -> None:
 
 def test_each_live_run_keeps_its_breaks_added_up_and_the_warehouse_holds_them(history: History) -> None:
     live = (history.first, history.again, history.fixed, history.back)
-    con = connect(history.home)
-    try:
-        summed = con.execute(
-            "SELECT run_id, started_at, sum(breaks), count(DISTINCT rule_id) FROM tieout_run_summary "
-            "GROUP BY ALL ORDER BY started_at"
-        ).fetchall()
-        latest = con.execute(
-            "SELECT rule_id, legal_entity_id, aging_bucket, breaks FROM tieout_run_summary WHERE run_id = ? "
-            "ORDER BY ALL",
-            [history.back.run_id],
-        ).fetchall()
-    finally:
-        con.close()
+    summed, latest = query(
+        history.home,
+        "SELECT run_id, started_at, sum(breaks), count(DISTINCT rule_id) FROM tieout_run_summary "
+        "GROUP BY ALL ORDER BY started_at",
+        "SELECT rule_id, legal_entity_id, aging_bucket, breaks FROM tieout_run_summary "
+        f"WHERE run_id = {sql_literal(history.back.run_id)} ORDER BY ALL",
+    )
     assert summed == [
         (run.run_id, run.started_at, run.breaks, 2) for run in live
     ]  # the replay is not a live run
@@ -331,25 +337,16 @@ def test_a_rebuilt_warehouse_reads_only_the_new_runs_and_equals_one_built_from_n
     # the rebuilds after the second run's publish copy the first run from the previous file
     assert carried[0] == frozenset() and carried[-1] == frozenset({first.run_id})
     stmts = break_views(home, previous="previous", carried=frozenset({first.run_id})).statements
-    tables = " ".join(s for s in stmts if s.startswith("CREATE TABLE"))
-    assert str(second.path / "rules.parquet") in tables and str(second.path / "summary.parquet") in tables
-    assert str(first.path) not in tables  # the previous file has it
+    created = " ".join(s for s in stmts if s.startswith("CREATE TABLE"))
+    assert str(second.path / "rules.parquet") in created and str(second.path / "summary.parquet") in created
+    assert str(first.path) not in created  # the previous file has it
     (view,) = (s for s in stmts if s.startswith("CREATE VIEW reconciliation_runs"))
     assert "parquet" not in view  # a table built once, not every run's file read per query
-    query = "SELECT * FROM {} ORDER BY ALL"
-    tables_read = ("tieout_live_runs", "tieout_run_summary", "reconciliation_runs")
-
-    def read() -> dict[str, list[Any]]:
-        con = connect(home)
-        try:
-            return {t: con.execute(query.format(t)).fetchall() for t in tables_read}
-        finally:
-            con.close()
-
-    built_run_by_run = read()
+    read = ("tieout_live_runs", "tieout_run_summary", "reconciliation_runs")
+    built_run_by_run = tables(home, read)
     warehouse_path(home).unlink()
     ensure_warehouse(home)
-    assert read() == built_run_by_run
+    assert tables(home, read) == built_run_by_run
     assert [r[0] for r in built_run_by_run["tieout_live_runs"]] == sorted((first.run_id, second.run_id))
     assert built_run_by_run["tieout_run_summary"]
     assert {r[0] for r in built_run_by_run["reconciliation_runs"]} == {first.run_id, second.run_id}
@@ -361,24 +358,15 @@ def test_a_replay_joins_reconciliation_runs_at_the_next_connect(tmp_path: Path) 
     home = make_home(tmp_path / "home")
     first = cycle(home)
 
-    def runs() -> list[tuple[str, bool]]:
-        con = connect(home)
-        try:
-            return con.execute(
-                "SELECT DISTINCT run_id, replay FROM reconciliation_runs ORDER BY ALL"
-            ).fetchall()
-        finally:
-            con.close()
+    def runs() -> set[tuple[str, bool]]:
+        return set(query(home, "SELECT DISTINCT run_id, replay FROM reconciliation_runs")[0])
 
-    assert runs() == [(first.run_id, False)]
+    assert runs() == {(first.run_id, False)}
     replay = reconcile(home, as_of=first.as_of.isoformat())
-    assert sorted(runs()) == sorted([(first.run_id, False), (replay.run_id, True)])
-    con = connect(home)
-    try:  # a replay is no live run: the KPIs' runs and the breaks stay the live run's
-        assert con.execute("SELECT run_id FROM tieout_live_runs").fetchall() == [(first.run_id,)]
-        assert {r for (r,) in con.execute("SELECT DISTINCT run_id FROM breaks").fetchall()} == {first.run_id}
-    finally:
-        con.close()
+    assert runs() == {(first.run_id, False), (replay.run_id, True)}
+    # a replay is no live run: the KPIs' runs and the breaks stay the live run's
+    live, broken = query(home, "SELECT run_id FROM tieout_live_runs", "SELECT DISTINCT run_id FROM breaks")
+    assert live == [(first.run_id,)] and broken == [(first.run_id,)]
 
 
 def test_a_snapshot_publish_copies_the_break_tables_instead_of_computing_them(
@@ -386,22 +374,13 @@ def test_a_snapshot_publish_copies_the_break_tables_instead_of_computing_them(
 ) -> None:
     home = make_home(tmp_path / "home")
     cycle(home)
-    tables = tuple(kpis.BREAK_TABLES)
-    query = "SELECT * FROM {} ORDER BY ALL"
-
-    def read() -> dict[str, list[Any]]:
-        con = connect(home)
-        try:
-            return {t: con.execute(query.format(t)).fetchall() for t in tables}
-        finally:
-            con.close()
-
-    before = read()
+    names = tuple(kpis.BREAK_TABLES)
+    before = tables(home, names)
     # computing them now would fail: an extraction alone (no new break run) must copy them
-    monkeypatch.setattr(kpis, "BREAK_TABLES", dict.fromkeys(tables, "SELECT error('computed again')"))
+    monkeypatch.setattr(kpis, "BREAK_TABLES", dict.fromkeys(names, "SELECT error('computed again')"))
     results = extract(home, systems=["crm", "erp"])
     assert [r.status for r in results] == ["succeeded", "succeeded"]
-    assert read() == before and before["tieout_open_breaks"]
+    assert tables(home, names) == before and before["tieout_open_breaks"]
 
 
 def test_running_one_rule_keeps_the_other_rules_breaks(tmp_path: Path) -> None:
