@@ -119,7 +119,7 @@ class _System(_Strict):
 
     @field_validator("objects")
     @classmethod
-    def _unique(cls, objects: list[str]) -> list[str]:
+    def _listed_once_and_served(cls, objects: list[str]) -> list[str]:
         if len(set(objects)) != len(objects):
             raise ValueError("objects are listed more than once")
         unserved = [o for o in objects if cls.serves is not None and o not in cls.serves]

@@ -79,7 +79,7 @@ class OdooConnector(HttpConnector):
 
     def incremental(self, obj: str) -> bool:
         """Whether ``obj``'s model is searched by ``write_date``: all but those read whole (invoice lines)."""
-        return "write_date" not in self.model(obj).optional
+        return self.model(obj).incremental
 
     def extract(self, obj: str, sink: RawSink, *, since: datetime | None) -> None:
         """Read ``obj``'s model page by page into ``sink`` (written at or after ``since``, if given).

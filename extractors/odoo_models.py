@@ -38,6 +38,7 @@ class OdooModel:
         optional: those of ``fields`` a server may lack (custom ``x_`` fields, fields of modules a
             firm may not run): read as NULL then. Any other missing field is schema drift.
         mapping: the default mapping of the records to the canonical object.
+        incremental: searched by ``write_date`` after the first pull; False: read whole every pull.
     """
 
     name: str
@@ -46,6 +47,7 @@ class OdooModel:
     fields: tuple[str, ...]
     optional: frozenset[str]
     mapping: ObjectMapping
+    incremental: bool = True
 
 
 _AUDIT = ("create_date", "write_date")
@@ -174,7 +176,7 @@ _MOVE_LINES = OdooModel(
     [["move_id.move_type", "in", ["out_invoice", "out_refund"]], ["display_type", "=", "product"]],
     ("id", "move_id", "name", "product_id", "quantity", "price_subtotal", "currency_id", "company_id",
      "sale_line_ids", *_AUDIT),
-    # sale_line_ids comes with the Sales app; without write_date a pull is never incremental.
+    # sale_line_ids comes with the Sales app; a server may lack the audit dates of move lines
     frozenset({"sale_line_ids", *_AUDIT}),
     ObjectMapping("invoice_lines", {
         "invoice_line_id": "$.id", "invoice_id": "$.move_id[0]", "description": "nullif($.name, 'false')",
@@ -182,6 +184,7 @@ _MOVE_LINES = OdooModel(
         "quantity": "$.quantity", "amount": "$.price_subtotal", "currency": "$.currency_id[1]",
         "legal_entity_id": _LEGAL_ENTITY, **_TIMESTAMPS,
     }),
+    incremental=False,  # their write_date may be missing: read whole on every pull
 )  # fmt: skip
 
 #: object -> model name -> model.

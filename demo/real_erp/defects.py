@@ -18,7 +18,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from demo.real_erp.derive import Row, Views, q2
+from demo.firm import add_months, month_end
+from demo.invoicing import q2
+from demo.real_erp.derive import Row, Views
 from demo.real_erp.dump import Dump, m2o
 
 __all__ = ["COUNT", "KINDS", "Expected", "inject"]
@@ -109,6 +111,7 @@ class _Injector:
     def run(self) -> list[Injected]:
         self.partner_of_company = {id(r): pid for pid, r in self.v.company_of.items()}
         self.move_of = {id(r): mid for mid, r in self.v.invoice_of.items()}
+        self.odoo_project = {r["id"]: pid for pid, r in self.v.project_of.items()}
         billed = {e["invoice_id"] for e in self.v.tables["psa/time_entries"]}
         self.busy_clients = {p["client_id"] for p in self.v.tables["psa/projects"]}
         self.busy_clients |= {i["client_id"] for i in self.v.tables["psa/invoices"]}
@@ -147,7 +150,7 @@ class _Injector:
         return str(self.partner_of_company[id(company)])
 
     def _coded_projects(self) -> list[Row]:
-        return [p for p in self.v.tables["psa/projects"] if p["code"] and p["id"] in self.v.odoo_project]
+        return [p for p in self.v.tables["psa/projects"] if p["code"] and p["id"] in self.odoo_project]
 
     def _tm_projects(self) -> list[Row]:
         """Coded time-and-materials projects whose ERP customer the rules can name."""
@@ -155,7 +158,7 @@ class _Injector:
                 and m2o(self._odoo_project(p)["partner_id"]) in self.erp_customers]  # fmt: skip
 
     def _odoo_project(self, project: Row) -> dict[str, Any]:
-        return self.d["project.project"][self.v.odoo_project[project["id"]]]
+        return self.d["project.project"][self.odoo_project[project["id"]]]
 
     def _entries(self, *, invoiced: bool | None = None) -> list[Row]:
         """Time entries on projects no project defect touched (whose filters they would change)."""
@@ -405,7 +408,7 @@ class _Injector:
     def _time_wrong_period(self, n: int) -> tuple[Row, list[Expected]]:
         row = self._draw("time_wrong_period", self._entries())
         day: date = row["spent_date"]
-        previous = day.replace(day=1) - timedelta(days=1)
+        previous = month_end(add_months(day, -1))
         row["spent_date"] = previous.replace(day=min(day.day, previous.day))
         return row, [(_TIME, "field_mismatch", str(row["id"]), self._line(row), "billing_period")]
 

@@ -33,17 +33,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from demo.firm import month_end, month_start
+from demo.invoicing import q2
 from demo.real_erp.dump import Dump, Record, account_code, m2o, m2o_name, odoo_date, odoo_datetime, text
 from extractors.statuses import STATUS_MAPS
 
-__all__ = ["HARVEST_STATE", "Row", "Views", "derive", "erp_billing_model", "erp_invoice_status", "q2"]
+__all__ = ["HARVEST_STATE", "Row", "Views", "derive", "erp_billing_model", "erp_invoice_status"]
 
 Row = dict[str, Any]
-CENT = Decimal("0.01")
 #: table -> (first id, step) of the ids HubSpot and Harvest give the firm's records.
 FIRST_IDS: dict[str, tuple[int, int]] = {
     "crm/companies": (18_400_000_000, 37), "crm/deals": (40_200_000_000, 53),
@@ -57,11 +57,6 @@ _TASK_IDS = 19_000_000  # + the Odoo task id: Harvest tasks are the firm's task 
 _PRICELIST_CURRENCY = re.compile(r"\(([A-Z]{3})\)$")
 _PRODUCT_CODE = re.compile(r"\[([^\]]+)\]")
 _REF_PERIOD = re.compile(r"(\d{4})-(\d{2})$")
-
-
-def q2(value: Decimal) -> Decimal:
-    """Round to cents, half up: Harvest and HubSpot keep two decimals."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def erp_billing_model(project: Record) -> str | None:
@@ -87,7 +82,6 @@ class Views:
             (``demo/crosswalks/time_entries.csv``).
         company_of, client_of: partner id -> HubSpot company / Harvest client row.
         project_of, invoice_of: Odoo project, invoice id -> Harvest row.
-        odoo_project: Harvest project id -> Odoo project id.
     """
 
     tables: dict[str, list[Row]] = field(default_factory=lambda: {name: [] for name in FIRST_IDS})
@@ -97,7 +91,6 @@ class Views:
     client_of: dict[int, Row] = field(default_factory=dict)
     project_of: dict[int, Row] = field(default_factory=dict)
     invoice_of: dict[int, Row] = field(default_factory=dict)
-    odoo_project: dict[int, int] = field(default_factory=dict)
     _issued: dict[str, int] = field(default_factory=dict)
 
     def new_id(self, table: str) -> int:
@@ -130,6 +123,8 @@ class _Deriver:
         self.partners = dump["res.partner"]
         self.projects = dump["project.project"]
         self.orders = dump["sale.order"]
+        # the first order of a name, as a search by name finds it
+        self.order_named = {o["name"]: o for o in reversed(list(self.orders.values()))}
         self.read_at = datetime.combine(dump.read_on(), time(), tzinfo=UTC)
         first = min(dump["res.company"].values(), key=lambda c: c["id"])
         self.home_currency = m2o_name(first["currency_id"]) or "USD"
@@ -220,7 +215,6 @@ class _Deriver:
             "created_at": odoo_datetime(p["create_date"]), "updated_at": odoo_datetime(p["write_date"]),
         })  # fmt: skip
         self.v.project_of[p["id"]] = row
-        self.v.odoo_project[row["id"]] = p["id"]
 
     def order_project(self, order: Record) -> Record | None:
         """Return the project of a sales order: the one Odoo created for it, else the first it lists."""
@@ -261,7 +255,7 @@ class _Deriver:
             "created_at": self.read_at, "updated_at": self.read_at,
         })  # fmt: skip
 
-    def _invoice_project(self, move: Record) -> Row | None:
+    def _invoice_project(self, move: Record, order: Record | None) -> Row | None:
         """Return the Harvest project an invoice bills.
 
         That of the code its reference starts with (``RS-P1001 2026-01``), else its sales order's.
@@ -270,7 +264,6 @@ class _Deriver:
         coded = next((row for row in self.v.project_of.values() if row["code"] == code), None)
         if coded is not None:
             return coded
-        order = next((o for o in self.orders.values() if o["name"] == move["invoice_origin"]), None)
         project = self.order_project(order) if order else None
         return self.v.project_of[project["id"]] if project else None
 
@@ -279,7 +272,7 @@ class _Deriver:
         issued = odoo_date(move["invoice_date"]) or odoo_date(move["date"])
         assert issued is not None  # an invoice has an accounting date
         start, end = _period(str(move["ref"]), issued)
-        order = next((o for o in self.orders.values() if o["name"] == move["invoice_origin"]), None)
+        order = self.order_named.get(move["invoice_origin"])
         status = erp_invoice_status(move)
         row = self.v.add("psa/invoices", {
             "id": self.v.new_id("psa/invoices"), "client_id": client["id"], "client_name": client["name"],
@@ -292,7 +285,7 @@ class _Deriver:
             "updated_at": odoo_datetime(move["write_date"]),
         })  # fmt: skip
         self.v.invoice_of[move["id"]] = row
-        project = self._invoice_project(move)
+        project = self._invoice_project(move, order)
         for line_id in move["invoice_line_ids"]:
             line = self.d["account.move.line"].get(line_id)
             if line is None:  # a note or section line: the dump holds product lines only

@@ -30,7 +30,8 @@ from decimal import Decimal
 from typing import Any
 
 from demo.ground_truth import aging_bucket
-from demo.real_erp.derive import Views, erp_billing_model, erp_invoice_status, q2
+from demo.invoicing import q2
+from demo.real_erp.derive import Views, erp_billing_model, erp_invoice_status
 from demo.real_erp.dump import Dump, account_code, m2o, m2o_name, odoo_datetime, text
 from extractors.statuses import STATUS_MAPS, value_maps
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from extractors.config import ConfigError, OdooSystem, load_sources
+from extractors import harvest, hubspot
+from extractors.config import ConfigError, HarvestSystem, HubSpotSystem, OdooSystem, load_sources
 
 ODOO = """
 systems:
@@ -48,6 +49,12 @@ def test_an_unset_variable_without_default_is_refused_with_file_key_and_name(
     assert (
         str(path) in message and "systems.erp.base_url" in message and "TIEOUT_TEST_URL is not set" in message
     )
+
+
+def test_what_a_connector_serves_is_what_its_endpoints_read() -> None:
+    """The config's list (config cannot import the connectors, which import it) against the endpoints."""
+    assert HarvestSystem.serves == tuple(harvest.ENDPOINTS)
+    assert HubSpotSystem.serves == tuple(hubspot.ENDPOINTS)
 
 
 @pytest.mark.parametrize(
