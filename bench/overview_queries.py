@@ -37,7 +37,8 @@ first render after a publish has nothing cached). Streamlit and plotly rendering
 
 One run a day is fewer than a deployment on the demo's schedules publishes (every pipeline run
 reconciles: 96 a day): the trend grows with the runs kept (one point per run and entity), and
-building the warehouse file (not timed here) reads every run's ``rules.parquet`` to list them. The
+building the warehouse file (not timed here) reads the files of the runs published since the
+previous file. The
 sidebar's own calls (``app.py``: the legal entities for the filter) are not counted; its billing
 periods are the page's.
 

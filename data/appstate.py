@@ -88,8 +88,9 @@ def state_engine(home: Path) -> sa.Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     METADATA.create_all(engine)
-    for index in EXTRACTION_RUNS.indexes:  # create_all adds no index to a table that exists
-        index.create(engine, checkfirst=True)
+    for table in METADATA.sorted_tables:  # create_all adds no index to a table that exists
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
     return engine
 
 

@@ -1,4 +1,4 @@
-"""Breaks in the lake: one immutable folder per run, and a pointer to the latest run per category.
+"""Breaks in the lake: one immutable folder per run; per category, pointers to the latest runs.
 
 Layout (``category`` is ``reconciliation`` or ``data_quality``)::
 
@@ -13,7 +13,7 @@ Layout (``category`` is ``reconciliation`` or ``data_quality``)::
 A run writes its folder under ``lake/.staging``, renames it into place, and (for a live run, not
 an ``--as-of`` replay) replaces ``latest.json`` atomically, so readers see the previous run or the
 new one, complete. Every run then replaces ``published.json``, which tells the warehouse that a
-run (a replay too) has joined ``reconciliation_runs``. Folders are kept: they are the history
+run (a replay too) was published since it was built. Folders are kept: they are the history
 that ``first_seen`` and the month-end evidence come from.
 """
 
@@ -44,7 +44,6 @@ __all__ = [
     "published_key",
     "rule_runs_table",
     "run_summary_sql",
-    "run_summary_table",
 ]
 
 CATEGORIES = ("reconciliation", "data_quality")
@@ -228,7 +227,7 @@ class BreakViews(NamedTuple):
     statements: list[str]
     #: the latest live run of each category (:func:`break_key`)
     key: str
-    #: the reconciliation run published last, live or replay (:func:`published_key`)
+    #: the run published last of each category, live or replay (:func:`published_key`)
     published: str
 
 
@@ -265,7 +264,7 @@ def break_views(
     fresh = [
         store.root / n for n in names if n not in carried and (store.root / n / "rules.parquet").is_file()
     ]
-    checks = BreakStore(home, "data_quality").latest()
+    checks = dict(latest)["data_quality"]
     results = (
         "SELECT * FROM read_parquet("
         f"{sql_literal(str(BreakStore(home, 'data_quality').run_dir(checks['run_id']) / 'results.parquet'))})"
@@ -279,7 +278,7 @@ def break_views(
         rule_runs_table(live, [f / "rules.parquet" for f in fresh], previous),
         "CREATE VIEW reconciliation_runs AS SELECT * FROM tieout_rule_runs",
         f"CREATE VIEW check_results AS {results}",
-        live_runs_table(live, runs="tieout_rule_runs"),
+        live_runs_table("tieout_rule_runs"),
         run_summary_table(
             [f / "summary.parquet" for f in fresh if (f / "summary.parquet").is_file()], previous
         ),
@@ -294,8 +293,8 @@ def break_key(home: Path) -> str:
 
 
 def published_key(home: Path) -> str:
-    """The reconciliation run published last, live or replay: what ``reconciliation_runs`` depends on."""
-    return BreakStore(home, "reconciliation").published_id() or ""
+    """The run published last of each category, live or replay: what ``reconciliation_runs`` depends on."""
+    return _key((c, BreakStore(home, c).published_id()) for c in CATEGORIES)
 
 
 def _key(latest: Iterable[tuple[str, str | None]]) -> str:
@@ -319,8 +318,9 @@ def rule_runs_table(latest: dict[str, Any] | None, files: list[Path], previous: 
     """``CREATE TABLE tieout_rule_runs``: the rows (RULE_RUN_COLUMNS) of the runs' ``rules.parquet`` files.
 
     After the rows of ``previous.tieout_rule_runs`` when ``previous`` names an earlier warehouse
-    file. Replays are all kept; live runs started after ``latest`` are left out, as in
-    :func:`live_runs_table`, so that the next build reads them, and their summaries, afresh.
+    file. Replays are all kept; live runs started after ``latest`` (None: no live run yet, none
+    kept) are left out: one published while the file is being built belongs to the next build,
+    which reads it, and its summary, afresh, with its breaks.
     """
     carried = f"SELECT * FROM {previous}.tieout_rule_runs UNION ALL BY NAME " if previous else ""
     fresh = (
@@ -330,18 +330,17 @@ def rule_runs_table(latest: dict[str, Any] | None, files: list[Path], previous: 
     return f"CREATE TABLE tieout_rule_runs AS {carried}{fresh}"
 
 
-def live_runs_table(latest: dict[str, Any] | None, *, runs: str = "reconciliation_runs") -> str:
-    """``CREATE TABLE tieout_live_runs``: the live reconciliation runs up to ``latest`` (its ``run.json``).
+def live_runs_table(runs: str) -> str:
+    """``CREATE TABLE tieout_live_runs``: the live reconciliation runs of ``runs``.
 
-    One row per run of ``runs`` (rows of ``reconciliation_runs``) that is not a replay: ``run_id``,
-    ``started_at`` (TIMESTAMPTZ, its rules' earliest start). The KPIs need the runs on every call.
-    Runs started after ``latest`` (None: no live run yet, no rows) are left out: one published
-    while the file is being built belongs to the next build, with its breaks.
+    One row per run of ``runs`` (rows of ``reconciliation_runs``; the warehouse's
+    ``tieout_rule_runs``, which :func:`rule_runs_table` stops at the latest live run) that is not a
+    replay: ``run_id``, ``started_at`` (TIMESTAMPTZ, its rules' earliest start). The KPIs need the
+    runs on every call.
     """
     return (
-        f"CREATE TABLE tieout_live_runs AS SELECT run_id, min(started_at) AS started_at "
-        f"FROM {runs} WHERE replay IS NOT TRUE "
-        f"GROUP BY run_id HAVING min(started_at) <= {_until(latest)}"
+        "CREATE TABLE tieout_live_runs AS SELECT run_id, min(started_at) AS started_at "
+        f"FROM {runs} WHERE replay IS NOT TRUE GROUP BY run_id"
     )
 
 

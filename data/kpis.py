@@ -40,7 +40,8 @@ when ``first_seen <= t``, it had not cleared (``cleared_at`` NULL or after ``t``
 reopened after ``t``. This is exact for the latest and the previous run. For older runs a break
 that was open at ``t``, cleared later and has since reopened is missed (the ledger keeps only the
 latest clearing), so older counts in :func:`open_breaks_trend` can be low. The ledger keeps no
-amounts or aging buckets, so amounts at risk and buckets exist for the latest run only.
+amounts or aging buckets: those of earlier runs come from each live run's summary
+(:func:`amount_at_risk_trend`), kept since runs write one.
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ __all__ = [
     "BREAK_TABLES",
     "DEFINITIONS",
     "INVOICED_TIME",
-    "MONTHLY_KPIS",
     "UNBILLED_RULE",
     "KpiDefinition",
     "amount_at_risk_trend",
@@ -189,8 +189,8 @@ DEFINITIONS: dict[str, KpiDefinition] = {d.name: d for d in (
 # ---------------------------------------------------------------- shared helpers
 
 
-def _month(period: str) -> tuple[date, date, date]:
-    """Start of the previous month, start of ``period`` and start of the month after.
+def _month(period: str) -> tuple[date, date]:
+    """Start of ``period`` and start of the month after.
 
     Raises:
         ValueError: ``period`` is not ``YYYY-MM``.
@@ -199,9 +199,7 @@ def _month(period: str) -> tuple[date, date, date]:
         raise ValueError(f"period must be a month YYYY-MM, e.g. 2025-03, not {period!r}")
     year, month = int(period[:4]), int(period[5:])
     start = date(year, month, 1)
-    end = date(year + month // 12, month % 12 + 1, 1)
-    previous = date(year - (month == 1), (month - 2) % 12 + 1, 1)
-    return previous, start, end
+    return start, date(year + month // 12, month % 12 + 1, 1)
 
 
 @dataclass(frozen=True)
@@ -234,7 +232,7 @@ class _Window:
     @property
     def end(self) -> date:
         """The first day after the last month."""
-        return _month(self.starts[-1][0])[2]
+        return _month(self.starts[-1][0])[1]
 
     def month_of(self, expr: str, *, timestamp: bool) -> tuple[str, list[Any]]:
         """SQL giving the month ``YYYY-MM`` of ``expr`` in the window (NULL outside), and its parameters.
@@ -713,7 +711,7 @@ def open_breaks_by_aging(
 
     The breakdown of :func:`open_breaks` (same definitions) by ``aging_bucket``; with
     ``rule_ids=[UNBILLED_RULE]`` it is the unbilled WIP by age. Buckets with no breaks have no
-    row. No previous value: the ledger keeps no buckets (use :func:`open_breaks_trend`).
+    row. No previous value: run by run, see :func:`amount_at_risk_trend` (and :func:`open_breaks_trend`).
 
     Args:
         con: a connection to the warehouse (table ``tieout_open_breaks``).
@@ -1176,7 +1174,7 @@ def _attainment_rows(
         return []
     slas = ", ".join("(?, ?)" for _ in sla_minutes)
     months = ", ".join("(?, ?, ?)" for _ in window.starts)
-    bounds = [b for label, start in window.starts for b in (label, _utc(start), _utc(_month(label)[2]))]
+    bounds = [b for label, start in window.starts for b in (label, _utc(start), _utc(_month(label)[1]))]
     system = "i.system" if by_system else "CAST(NULL AS VARCHAR)"
     return con.execute(
         f"WITH sla(system, minutes) AS (VALUES {slas}), "

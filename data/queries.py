@@ -1,7 +1,7 @@
 """The query layer of the app: pure functions named after the question they answer.
 
-Each takes a DuckDB connection to ``HOME/warehouse.duckdb`` (read-only, short-lived: see the
-app's ``pages/_shared.py``), never imports Streamlit, and returns pandas DataFrames whose columns
+Each takes a DuckDB connection to ``HOME/warehouse.duckdb`` (read-only; one per page render: see
+the app's ``pages/_shared.py``), never imports Streamlit, and returns pandas DataFrames whose columns
 are documented. Money stays DECIMAL until it reaches the frame (``decimal.Decimal`` values).
 
 The exception queue joins the workflow state of the breaks someone touched (status, assignee,
@@ -120,8 +120,13 @@ class QueueFilter:
     max_age_days: int | None = None
     search: str | None = None
 
+    @property
+    def needs_state(self) -> bool:
+        """Whether :meth:`where` reads the workflow state's columns (else the breaks' alone)."""
+        return bool(self.statuses or self.assignees)
+
     def where(self) -> tuple[str, list[Any]]:
-        """The SQL condition over the queue relation ``q`` and its parameters."""
+        """The SQL condition over the queue relation ``q`` and its parameters (see :attr:`needs_state`)."""
         parts: list[str] = []
         params: list[Any] = []
 
@@ -270,16 +275,15 @@ def exception_queue(
         raise ValueError(f"page must be >= 0 and page_size >= 1, not {page} and {page_size}")
     where, params = flt.where()
     order = QUEUE_SORTS[sort]
-    by_state = bool(flt.statuses or flt.assignees)
-    # Unless the filter names a workflow status or assignee, the breaks alone decide which match:
+    # Unless the filter reads the workflow state, the breaks alone decide which match:
     # the count and the page then skip the join with the state, so DuckDB sorts on the sort columns
     # and reads the other columns for the page's rows only (late materialization, which a join in
     # between defeats: it read every column of a million breaks), and the state joins the page.
-    matching = queue_relation(con, state) if by_state else "SELECT * FROM breaks"
+    matching = queue_relation(con, state) if flt.needs_state else "SELECT * FROM breaks"
     # fetchall: a result left half-read blocks the connection (DuckDB 2)
     total = int(con.execute(f"SELECT count(*) FROM ({matching}) AS q WHERE {where}", params).fetchall()[0][0])
     shown = f"SELECT * FROM ({matching}) AS q WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
-    with_state = shown if by_state else queue_relation(con, state, source=f"({shown})")
+    with_state = shown if flt.needs_state else queue_relation(con, state, source=f"({shown})")
     offset = min(page, max(-(-total // page_size) - 1, 0)) * page_size
     page_sql = f"SELECT {', '.join(QUEUE_COLUMNS)} FROM ({with_state}) ORDER BY {order}"
     rows = con.execute(page_sql, [*params, page_size, offset]).fetchall()

@@ -2,14 +2,15 @@
 
 The file holds views, never the lake's data; besides them only small tables computed when the
 file is built: those the KPIs read (``tieout_*``: :func:`_kpi_tables`,
-:func:`data.breaks.live_runs_table`) and the runs' per-rule figures that ``reconciliation_runs``
-shows (:func:`data.breaks.rule_runs_table`: a view over every run's file would open tens of
-thousands of files per query after a year). The snapshot views name the snapshots' folders (immutable Parquet,
-:mod:`data.lake`) and take the lineage their rows share from the manifest; after each publish the
-pipeline writes a new file next to it and renames it over the old one, so it never holds this
-file open, and any number of readers may open it read-only (``duckdb.connect(path,
-read_only=True)``; :func:`connect` attaches it) at any time: a reader sees the previous snapshots
-or the new ones, complete.
+:func:`data.breaks.live_runs_table`, :func:`data.breaks.run_summary_table`) and the runs'
+per-rule figures that ``reconciliation_runs`` shows (:func:`data.breaks.rule_runs_table`: a view
+over every run's file would open tens of thousands of files per query after a year), each
+copied from the previous file where it is unchanged. The snapshot views name the snapshots'
+folders (immutable Parquet, :mod:`data.lake`) and take the lineage their rows share from the
+manifest; after each publish the pipeline writes a new file next to it and renames it over the
+old one, so it never holds this file open, and any number of readers may open it read-only
+(``duckdb.connect(path, read_only=True)``; :func:`connect` attaches it) at any time: a reader
+sees the previous snapshots or the new ones, complete.
 
 Views (``data/README.md`` documents every column):
 
@@ -65,8 +66,7 @@ def connect(home: Path) -> duckdb.DuckDBPyConnection:
     try:
         con.execute("SET TimeZone = 'UTC'")
         if not _attach_current(con, home):
-            ensure_warehouse(home)
-            _attach(con, warehouse_path(home))
+            _attach(con, _build(home))
     except BaseException:
         con.close()
         raise
@@ -77,13 +77,19 @@ def ensure_warehouse(home: Path) -> Path:
     """Create the lake layout and (re)build ``HOME/warehouse.duckdb`` if missing or outdated.
 
     Outdated means: other view definitions, another lake path (the home moved), other current
-    snapshots than the manifest's, or another latest break run. The pipeline calls this after
-    every publish. Building also computes the KPIs' tables (:func:`_kpi_tables`). Returns the path.
+    snapshots than the manifest's, another latest live break run, or a reconciliation run (a
+    replay too) published since. The pipeline calls this after every publish. Building also
+    computes the KPIs' tables (:func:`_kpi_tables`). Returns the path.
     """
-    path = warehouse_path(home)
     with duckdb.connect() as check:
         if _attach_current(check, home):
-            return path
+            return warehouse_path(home)
+    return _build(home)
+
+
+def _build(home: Path) -> Path:
+    """Build ``HOME/warehouse.duckdb`` (see :func:`ensure_warehouse`) and rename it into place; its path."""
+    path = warehouse_path(home)
     lake = Lake(home)
     entries = lake.entries()
     # Unique per builder: the scheduler's run and the app's reader may rebuild in one process at once.
@@ -218,7 +224,7 @@ def _current_key(entries: list[SnapshotEntry]) -> str:
 def _built_for(
     lake: Lake, entries: list[SnapshotEntry], break_key: str, published: str
 ) -> tuple[int, str, str]:
-    """The ``tieout_meta`` row of a warehouse: over ``entries``, ``break_key``'s and ``published``'s runs."""
+    """``tieout_meta``'s first three columns: over ``entries``, ``break_key``'s and ``published``'s runs."""
     return VIEWS_VERSION, str(lake.root), f"{_current_key(entries)} | breaks {break_key} | runs {published}"
 
 

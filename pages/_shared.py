@@ -180,14 +180,20 @@ def _cached_call(
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 
 
+def _register(fn: Callable[..., Any]) -> str:
+    """Register ``fn`` for the cached calls (which take its name: cache keys must be hashable)."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    _REGISTRY[name] = fn
+    return name
+
+
 def cached(fn: Callable[..., T]) -> Callable[..., T]:
     """Wrap a query-layer function ``fn(con, *args, **kwargs)`` for pages.
 
     Results are cached for five minutes per warehouse version; a miss reads through the page
     render's connection (:func:`guarded`). Arguments must be hashable (tuples, not lists).
     """
-    name = f"{fn.__module__}.{fn.__qualname__}"
-    _REGISTRY[name] = fn
+    name = _register(fn)
 
     def call(*args: Any, **kwargs: Any) -> T:
         render = _RENDER.get()
@@ -208,8 +214,7 @@ def cached_run_log(fn: Callable[..., T]) -> Callable[..., T]:
     Results are cached for a minute: the run log grows with every extraction, not with the
     warehouse, so the warehouse version does not say when it changed.
     """
-    name = f"{fn.__module__}.{fn.__qualname__}"
-    _REGISTRY[name] = fn
+    name = _register(fn)
 
     def call(*args: Any, **kwargs: Any) -> T:
         return _cached_run_log_call(name, args, tuple(sorted(kwargs.items())))  # type: ignore[no-any-return]

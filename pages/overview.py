@@ -98,10 +98,14 @@ def _trends(scope: tuple[str, ...] | None) -> None:
         slot.plotly_chart(fig, width="stretch")
 
 
-def _monthly(scope: tuple[str, ...] | None, month: str, now: datetime) -> dict[str, pd.DataFrame]:
-    """The monthly KPIs over the last twelve months, per legal entity where they have one; returns them."""
+def _monthly(
+    scope: tuple[str, ...] | None, month: str, now: datetime, sla: dict[str, int]
+) -> dict[str, pd.DataFrame]:
+    """The monthly KPIs over the last twelve months, per legal entity where they have one; returns them.
+
+    ``sla``: system -> freshness SLA in minutes (sources.yaml).
+    """
     st.subheader("Month by month")
-    sla, _ = shared.freshness_sla()
     series = {
         "sync_failure_rate": shared.cached_run_log(kpis.monthly_trend)("sync_failure_rate", through=month,
                                                                        months=_MONTHS),
@@ -192,7 +196,7 @@ def render() -> None:
             shown = within if name == "freshness_vs_sla" else None
             _tile(slot, name, frames[kpis.DEFINITIONS[name].function], shown=shown)
     _trends(scope)
-    _per_entity(scope, month, _monthly(scope, month, now))
+    _per_entity(scope, month, _monthly(scope, month, now, sla))
 
 
 shared.guarded(render)

@@ -93,16 +93,16 @@ def empty_warehouse() -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'America/New_York'")
     for table, columns in schema().items():
         con.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in columns)})")
-    derive(con, None)
+    derive(con)
     return con
 
 
-def derive(con: duckdb.DuckDBPyConnection, latest: datetime | None) -> None:
-    """(Re)create the tables the warehouse build derives from the views, ``latest`` being the latest live run."""
+def derive(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the tables the warehouse build derives from the views."""
     tables = {"tieout_invoiced_time": kpis.INVOICED_TIME} | kpis.BREAK_TABLES
     for table in ("tieout_live_runs", *tables):
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute(live_runs_table(None if latest is None else {"started_at": latest.isoformat()}))
+    con.execute(live_runs_table("reconciliation_runs"))
     for table, select in tables.items():
         con.execute(f"CREATE TABLE {table} AS {select}")
 
@@ -254,7 +254,7 @@ def con() -> duckdb.DuckDBPyConnection:
     for i, (code, created) in enumerate(PSA_PROJECTS):
         insert(c, "projects", system="psa", project_id=f"P{i}", code=code, created_at=created)
     insert(c, "projects", system="erp", project_id="X1", code="UK-5", won_at=ts("2025-03-03T00:00:00"))
-    derive(c, R4)
+    derive(c)
     return c
 
 

@@ -130,6 +130,7 @@ def test_each_page_is_the_joined_queue_sorted_and_cut(
 ) -> None:
     """Paged without the state join (no status or assignee filter) or with it: the same rows, state and all."""
     where, params = flt.where()
+    assert flt.needs_state == ("status" in where or "assignee" in where)
     whole = con.execute(
         f"SELECT {', '.join(QUEUE_COLUMNS)} FROM ({queue_relation(con, STATE)}) AS q WHERE {where} "
         f"ORDER BY {QUEUE_SORTS[sort]}",
