@@ -14,8 +14,9 @@ system records them (these are the match keys reconciliation uses); money and ho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["CANONICAL", "LINEAGE", "OBJECTS", "Column", "CanonicalTable", "canonical_table"]
+__all__ = ["CANONICAL", "LINEAGE", "OBJECTS", "Column", "CanonicalTable", "ObjectName", "canonical_table"]
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,8 @@ CANONICAL: dict[str, CanonicalTable] = {
     t.name: t for t in (CUSTOMERS, PROJECTS, TIME_ENTRIES, INVOICES, INVOICE_LINES)
 }
 OBJECTS: tuple[str, ...] = tuple(CANONICAL)
+#: :data:`OBJECTS` as a type, for the configs' pydantic models (their messages list the names).
+ObjectName = Literal["customers", "projects", "time_entries", "invoices", "invoice_lines"]
 
 
 def canonical_table(name: str) -> CanonicalTable:

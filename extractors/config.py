@@ -37,6 +37,7 @@ import yaml
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from data.canonical import ObjectName
 from extractors.mapping import Expr, Lookup, ObjectMapping
 from extractors.odoo_models import odoo_model
 
@@ -55,8 +56,6 @@ __all__ = [
     "load_sources",
     "secret",
 ]
-
-ObjectName = Literal["customers", "projects", "time_entries", "invoices", "invoice_lines"]
 
 
 class ConfigError(ValueError):

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data.canonical import OBJECTS
+from data.canonical import OBJECTS, ObjectName
 
 __all__ = [
     "BREAK_TYPES",
@@ -62,7 +62,6 @@ BREAK_TYPES = (
     "aggregate_mismatch",
     "aged",
 )
-ObjectName = Literal["customers", "projects", "time_entries", "invoices", "invoice_lines"]
 BreakType = Literal[
     "missing_in_target", "missing_in_source", "field_mismatch", "duplicate", "orphan",
     "aggregate_mismatch", "aged",

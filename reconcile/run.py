@@ -156,7 +156,7 @@ def _run(
                          business_date=business_date, replay=replay)  # fmt: skip
         if not replay:  # the live runs' amounts over time (the ledger keeps none)
             con.execute(
-                f"COPY (SELECT '{run_id}' AS run_id, * FROM ({run_summary_sql('_breaks')})) "
+                f"COPY (SELECT {sql_literal(run_id)} AS run_id, * FROM ({run_summary_sql('_breaks')})) "
                 f"TO {sql_literal(str(staged / 'summary.parquet'))} {PARQUET}"
             )
     finally:

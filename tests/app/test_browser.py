@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
 from data import queries
 from data.warehouse import connect
@@ -98,7 +100,7 @@ def served(app_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def _settle(page: Any) -> None:
     """Wait for the script run a click started (if any) to finish."""
     status = page.locator('[data-testid="stStatusWidget"]')
-    with contextlib.suppress(Exception):  # playwright's TimeoutError: the run was too quick to show it
+    with contextlib.suppress(PlaywrightTimeout):  # the run was too quick to show it
         status.wait_for(state="attached", timeout=1_500)
     status.wait_for(state="detached", timeout=WAIT_MS)
     page.wait_for_timeout(300)  # let the last elements paint (the data grids draw on a canvas)
@@ -127,7 +129,7 @@ def _select_first_row(page: Any, grid: Any) -> None:
     for _ in range(3):  # a click while the grid is still laying out is lost: try again
         box = grid.bounding_box()
         page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)  # header 35 px, rows 35 px
-        with contextlib.suppress(Exception):  # playwright's TimeoutError
+        with contextlib.suppress(PlaywrightTimeout):
             page.get_by_role("button", name="Assign 1").wait_for(timeout=10_000)
             return
     page.get_by_role("button", name="Assign 1").wait_for()
@@ -157,8 +159,6 @@ def _wait_for_audit(state_url: str, count: int) -> list[dict[str, Any]]:
 def test_finance_works_a_break_in_the_browser(
     chromium: Path, served: tuple[str, str], app_home: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     url, state_url = served
     (ARTIFACTS / "failure.png").unlink(missing_ok=True)
     con = connect(app_home)
@@ -212,7 +212,7 @@ def test_finance_works_a_break_in_the_browser(
                 try:
                     page.get_by_text(f"({in_rule:,} breaks)").wait_for(timeout=20_000)
                     break
-                except Exception:  # playwright's TimeoutError
+                except PlaywrightTimeout:
                     if attempt == 2:
                         raise
                     _settle(page)

@@ -28,7 +28,7 @@ def test_warehouse_docs_are_up_to_date() -> None:
 
 
 def test_every_object_name_of_the_configs_is_a_canonical_object() -> None:
-    # sources.yaml and rules.yaml spell the objects as a Literal (for pydantic's messages): one list
+    # sources.yaml and rules.yaml spell the objects as one Literal (for pydantic's messages)
     assert get_args(config.ObjectName) == get_args(rules.ObjectName) == tuple(CANONICAL)
 
 
